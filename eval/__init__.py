@@ -1,0 +1,1 @@
+"""Evaluation: pure metrics (SQuAD v1.1/v2.0, retrieval, latency) and the runs and reports built on them."""

@@ -1,0 +1,25 @@
+"""The store: SQL rows + FAISS vectors + a keyword index, kept consistent."""
+
+from index.embedder import DEFAULT_EMBEDDER, SentenceTransformerEmbedder
+from index.errors import EmbedderMismatchError, ManifestError, NotFoundError, StoreError
+from index.store import DEFAULT_COLLECTION, DocumentInfo, Store
+from index.types import AddResult, ChunkIn, ConsistencyReport, DocumentIn, Embedder, Passage, VectorIndex
+
+__all__ = [
+    "DEFAULT_COLLECTION",
+    "DEFAULT_EMBEDDER",
+    "AddResult",
+    "ChunkIn",
+    "ConsistencyReport",
+    "DocumentIn",
+    "DocumentInfo",
+    "Embedder",
+    "EmbedderMismatchError",
+    "ManifestError",
+    "NotFoundError",
+    "Passage",
+    "SentenceTransformerEmbedder",
+    "Store",
+    "StoreError",
+    "VectorIndex",
+]

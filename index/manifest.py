@@ -1,0 +1,70 @@
+"""The store's manifest: a JSON file beside the data saying how it was built, checked on every open."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from index.errors import ManifestError
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for package in ("faiss-cpu", "faiss-gpu", "sentence-transformers", "torch", "sqlalchemy", "ragkit"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@dataclass(frozen=True)
+class Manifest:
+    embedder: str
+    dimension: int
+    format_version: int = FORMAT_VERSION
+    index_type: str = "IDMap2,FlatIP"
+    collections: dict[str, dict[str, int]] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=library_versions)
+
+
+def write_atomic(path: Path, data: str) -> None:
+    """Write a text file so readers see the old or the new content, never a mix."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read(root: Path) -> Manifest | None:
+    path = root / MANIFEST_NAME
+    if not path.exists():
+        return None
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        manifest = Manifest(**raw)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ManifestError(f"{path}: unreadable manifest ({exc})") from exc
+    if manifest.format_version > FORMAT_VERSION:
+        raise ManifestError(
+            f"{path}: store format {manifest.format_version} is newer than this version supports ({FORMAT_VERSION})"
+        )
+    return manifest
+
+
+def write(root: Path, manifest: Manifest) -> None:
+    write_atomic(root / MANIFEST_NAME, json.dumps(asdict(manifest), indent=2, sort_keys=True))

@@ -1,0 +1,1 @@
+"""Loading, chunking and the ingestion pipeline."""

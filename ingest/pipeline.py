@@ -1,0 +1,153 @@
+"""Files -> SourceDocs -> chunks -> the store, in batches; one bad file is reported and skipped, never fatal."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from index import DEFAULT_COLLECTION, ChunkIn, DocumentIn, Store
+from ingest.chunking import TokenChunker
+from ingest.errors import LoadError
+from ingest.loaders import LoaderOptions, load_file
+from ingest.types import Chunker, SourceDoc
+from ingest.walk import iter_files
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileError:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    files: int = 0
+    documents: int = 0
+    added: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    chunks: int = 0
+    skipped: int = 0
+    errors: list[FileError] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """False only when nothing could be ingested: every file failed."""
+        return self.documents > 0 or not self.errors
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def to_document(doc: SourceDoc, chunker: Chunker) -> DocumentIn:
+    spans = chunker.split(doc.text)
+    return DocumentIn(
+        source=doc.source,
+        text=doc.text,
+        content_hash=doc.content_hash,
+        title=doc.title,
+        metadata=dict(doc.metadata),
+        chunks=[ChunkIn(s.ordinal, s.start, s.end, s.text) for s in spans],
+    )
+
+
+class _Batcher:
+    """Collects documents until about `limit` chunks are pending, then writes them in one `Store.add`."""
+
+    def __init__(self, store: Store, collection: str, report: IngestReport, limit: int, save_every_s: float) -> None:
+        self.store, self.collection, self.report, self.limit = store, collection, report, limit
+        self.save_every_s = save_every_s
+        self.pending: list[DocumentIn] = []
+        self.pending_chunks = 0
+        self.last_save = time.monotonic()
+
+    def push(self, doc: DocumentIn) -> None:
+        self.pending.append(doc)
+        self.pending_chunks += len(doc.chunks)
+        if self.pending_chunks >= self.limit:
+            self.flush()
+
+    def flush(self, final: bool = False) -> None:
+        if self.pending:
+            save = final or time.monotonic() - self.last_save >= self.save_every_s
+            result = self.store.add(self.pending, self.collection, save=save)
+            self.report.added += result.added
+            self.report.replaced += result.replaced
+            self.report.unchanged += result.unchanged
+            self.report.chunks += result.chunks
+            self.pending, self.pending_chunks = [], 0
+            if save:
+                self.last_save = time.monotonic()
+        elif final:
+            self.store.save()
+
+
+def ingest_paths(
+    store: Store,
+    paths: Sequence[str | Path],
+    collection: str = DEFAULT_COLLECTION,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    chunker: Chunker | None = None,
+    options: LoaderOptions | None = None,
+    batch_chunks: int = 512,
+    save_every_s: float = 30.0,
+    progress: bool = True,
+    on_error: Callable[[FileError], None] | None = None,
+) -> IngestReport:
+    """Ingest files and folders into a collection; re-running after a crash finishes the job without duplicates."""
+    started = time.perf_counter()
+    store.repair()  # a run interrupted between SQL commit and vector save is completed here
+    chunker = chunker or default_chunker(store)
+    report = IngestReport()
+    run_id = store.start_run(collection)
+    batcher = _Batcher(store, collection, report, batch_chunks, save_every_s)
+    status = "failed"
+    try:
+        files = list(iter_files([Path(p) for p in paths], include, exclude))
+        for path in tqdm(files, desc="ingest", unit="file", disable=not progress):
+            report.files += 1
+            try:
+                docs = load_file(path, options)
+            except LoadError as exc:
+                _record(report, FileError(str(path), str(exc)), on_error)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not abort the batch
+                _record(report, FileError(str(path), f"{type(exc).__name__}: {exc}"), on_error)
+                continue
+            for doc in docs:
+                document = to_document(doc, chunker)
+                if not document.chunks:
+                    report.skipped += 1
+                    continue
+                report.documents += 1
+                batcher.push(document)
+        batcher.flush(final=True)
+        status = "finished"
+    finally:
+        report.seconds = round(time.perf_counter() - started, 3)
+        store.finish_run(run_id, status, report.as_dict())
+    return report
+
+
+def default_chunker(store: Store, chunk_tokens: int | None = None, overlap_tokens: int = 32) -> TokenChunker:
+    """A chunker sized to what the store's embedder reads (its window less its two special tokens)."""
+    embedder = store.embedder
+    limit = int(getattr(embedder, "max_tokens", 256)) - 2
+    return TokenChunker(embedder.tokenizer, min(chunk_tokens or limit, limit), overlap_tokens)  # type: ignore[attr-defined]
+
+
+def _record(report: IngestReport, error: FileError, on_error: Callable[[FileError], None] | None) -> None:
+    report.skipped += 1
+    report.errors.append(error)
+    log.warning("skipped %s: %s", error.path, error.reason)
+    if on_error is not None:
+        on_error(error)

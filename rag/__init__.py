@@ -1,0 +1,7 @@
+"""Retrieval-augmented question answering: `from rag import RAG; RAG.open("store").ask("...")`."""
+
+from rag.api import RAG
+from rag.config import RagSettings
+from rag.types import Answer, Citation
+
+__all__ = ["RAG", "Answer", "Citation", "RagSettings"]

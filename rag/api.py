@@ -1,0 +1,145 @@
+"""The Python QA API: `RAG.open(store).ask(question)` -> an Answer with citations, passages and timings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from index import Passage, SentenceTransformerEmbedder, Store
+from rag.config import AnswerStyle, RagSettings
+from rag.generators import create_generator
+from rag.grounding import cite, declines, ground
+from rag.prompt import NO_ANSWER, sentence_messages, short_prompt
+from rag.retriever import StoreRetriever
+from rag.types import Answer, Generation, GenerationRequest, Generator
+
+
+class RAG:
+    """Retriever + generator over one store. Models load once, on first use; share one instance."""
+
+    def __init__(self, store: Store, generator: Generator, settings: RagSettings) -> None:
+        self.store = store
+        self.generator = generator
+        self.settings = settings
+        self.retriever = StoreRetriever(store, settings.retrieval, settings.candidates, settings.rrf_k)
+
+    @classmethod
+    def open(
+        cls,
+        store: str | Path | None = None,
+        settings: RagSettings | None = None,
+        generator: Generator | None = None,
+        **overrides: Any,
+    ) -> RAG:
+        """Open a store folder; `overrides` are RagSettings fields (generator="gemma-3-270m", k=8, ...)."""
+        base = settings or RagSettings()
+        update = dict(overrides, **({"store": Path(store)} if store is not None else {}))
+        settings = base.model_copy(update=update) if update else base
+        embedder = SentenceTransformerEmbedder(settings.embedder) if settings.embedder else None
+        opened = Store.open(settings.store, embedder=embedder, database_url=settings.database_url)
+        return cls(opened, generator or create_generator(settings.generator, settings.backend), settings)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def warm_up(self) -> None:
+        """Load the embedder and the generator now rather than on the first question."""
+        self.store.embedder.embed_queries(["warm up"])
+        self.generator.load()
+
+    def retrieve(
+        self, query: str, k: int | None = None, collection: str | None = None, filters: Mapping[str, Any] | None = None
+    ) -> list[Passage]:
+        return self.retriever.retrieve(query, k or self.settings.k, collection or self.settings.collection, filters)
+
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        collection: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        style: AnswerStyle | None = None,
+        span: bool | None = None,
+    ) -> Answer:
+        return self.ask_many([question], k, collection, filters, style, span)[0]
+
+    def ask_many(
+        self,
+        questions: Sequence[str],
+        k: int | None = None,
+        collection: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        style: AnswerStyle | None = None,
+        span: bool | None = None,
+    ) -> list[Answer]:
+        """Answer a batch: one embedding call for all questions, one batched generation where the backend allows."""
+        started = time.perf_counter()
+        k = k or self.settings.k
+        retrieved = self.retriever.retrieve_many(questions, k, collection or self.settings.collection, filters)
+        retrieve_s = (time.perf_counter() - started) / max(1, len(questions))
+        return self.answer_from_passages(questions, retrieved, style, span, retrieve_s)
+
+    def answer_from_passages(
+        self,
+        questions: Sequence[str],
+        passages: Sequence[Sequence[Passage]],
+        style: AnswerStyle | None = None,
+        span: bool | None = None,
+        retrieve_s: float = 0.0,
+    ) -> list[Answer]:
+        """Generate answers from given passages (retrieved, or gold ones for a reader's upper bound)."""
+        style = style or self.settings.answer_style
+        span = self.settings.span_answers if span is None else span
+        contexts = [list(p[: self.settings.context_k]) for p in passages]
+        todo = [i for i, context in enumerate(contexts) if self._relevant(context)]
+        started = time.perf_counter()
+        generations = self.generator.generate(
+            [self.request(questions[i], contexts[i], style, span) for i in todo]
+        )
+        generate_s = (time.perf_counter() - started) / max(1, len(todo))
+        by_index: dict[int, Generation] = dict(zip(todo, generations, strict=True))
+        answers = []
+        for i, question in enumerate(questions):
+            generation = by_index.get(i)
+            timings = {
+                "retrieve": retrieve_s,
+                "generate": generate_s if generation else 0.0,
+                "total": retrieve_s + (generate_s if generation else 0.0),
+            }
+            answers.append(self._answer(question, list(passages[i]), contexts[i], generation, timings))
+        return answers
+
+    def request(self, question: str, context: Sequence[Passage], style: AnswerStyle, span: bool) -> GenerationRequest:
+        spans = [p.text for p in context] if span else None
+        if style == "short":
+            return GenerationRequest(short_prompt(question, context), self.settings.max_new_tokens, ("\n",), spans)
+        prompt = self.generator.format_chat(sentence_messages(question, context))
+        return GenerationRequest(prompt, max(self.settings.max_new_tokens, 96), ("\n\n",), spans)
+
+    def _relevant(self, context: Sequence[Passage]) -> bool:
+        dense = [p.dense_score for p in context if p.dense_score is not None]
+        if dense:
+            return max(dense) >= self.settings.min_dense_score
+        return bool(context)
+
+    def _answer(
+        self,
+        question: str,
+        passages: list[Passage],
+        context: list[Passage],
+        generation: Generation | None,
+        timings: Mapping[str, float],
+    ) -> Answer:
+        extra = {"generator": self.generator.name}
+        if generation is None or declines(generation.text):
+            return Answer(question, NO_ANSWER, [], passages, timings, abstained=True, extra=extra)
+        text = generation.text.strip()
+        if generation.span is not None:
+            where = generation.span
+            citations = [cite(context[where.index], where.index + 1, where.start, where.end)]
+        else:
+            citations = ground(text, context)
+        return Answer(question, text, citations, passages, timings, extra=extra)
+

@@ -1,0 +1,177 @@
+"""The `rag` command: a thin adapter over the ingestion pipeline, the store and the QA API."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rag.config import RagSettings
+
+app = typer.Typer(help="Offline retrieval-augmented question answering.", no_args_is_help=True, add_completion=False)
+
+StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="store folder [env RAG_STORE; default ./store]")]
+CollectionOpt = Annotated[Optional[str], typer.Option("--collection", "-c", help="collection name [default: default]")]
+
+
+def settings_for(store: Path | None, **overrides: object) -> RagSettings:
+    """Settings from RAG_* variables, with command-line values on top."""
+    update = {key: value for key, value in overrides.items() if value is not None}
+    if store is not None:
+        update["store"] = store
+    return RagSettings(**update)  # type: ignore[arg-type]
+
+
+def _quiet_libraries() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def _open_store(settings: RagSettings):  # noqa: ANN202 - index.Store, imported lazily to keep --help fast
+    from index import SentenceTransformerEmbedder, Store
+
+    embedder = SentenceTransformerEmbedder(settings.embedder) if settings.embedder else None
+    return Store.open(settings.store, embedder=embedder, database_url=settings.database_url)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders")],
+    store: StoreOpt = None,
+    collection: CollectionOpt = None,
+    include: Annotated[Optional[list[str]], typer.Option(help="glob of files to take (repeatable)")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option(help="glob of files or folders to skip (repeatable)")] = None,
+    text_field: Annotated[str, typer.Option(help="JSON/JSONL field holding the text")] = "text",
+    title_field: Annotated[str, typer.Option(help="JSON/JSONL field holding the title")] = "title",
+    chunk_tokens: Annotated[Optional[int], typer.Option(help="chunk size in embedder tokens")] = None,
+    overlap_tokens: Annotated[Optional[int], typer.Option(help="overlap between chunks, in tokens")] = None,
+    embedder: Annotated[Optional[str], typer.Option(help="embedder for a new store (name or path)")] = None,
+) -> None:
+    """Load, chunk, embed and store documents. Unchanged files are skipped; changed ones replaced."""
+    _quiet_libraries()
+    from ingest.chunking import TokenChunker
+    from ingest.loaders import LoaderOptions
+    from ingest.pipeline import ingest_paths
+
+    settings = settings_for(
+        store, collection=collection, embedder=embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens
+    )
+    with _open_store(settings) as opened:
+        limit = opened.embedder.max_tokens - 2
+        chunker = TokenChunker(
+            opened.embedder.tokenizer, min(settings.chunk_tokens, limit), min(settings.overlap_tokens, limit // 2)
+        )
+        report = ingest_paths(
+            opened,
+            paths,
+            collection=settings.collection,
+            include=include or (),
+            exclude=exclude or (),
+            chunker=chunker,
+            options=LoaderOptions(text_field=text_field, title_field=title_field),
+            on_error=lambda e: typer.secho(f"skipped {e.path}: {e.reason}", fg="yellow", err=True),
+        )
+    typer.echo(
+        f"files {report.files}, documents {report.documents} (added {report.added}, replaced {report.replaced}, "
+        f"unchanged {report.unchanged}), chunks {report.chunks}, skipped {report.skipped}, "
+        f"errors {len(report.errors)}, {report.seconds:.1f} s"
+    )
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="the question")],
+    store: StoreOpt = None,
+    collection: CollectionOpt = None,
+    k: Annotated[Optional[int], typer.Option("-k", help="passages to retrieve")] = None,
+    style: Annotated[Optional[str], typer.Option(help="short | sentence")] = None,
+    generator: Annotated[Optional[str], typer.Option(help="packaged name, GGUF file, folder or hub name")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole answer as JSON")] = False,
+) -> None:
+    """Answer a question from the store, with its sources."""
+    _quiet_libraries()
+    from rag.api import RAG
+
+    settings = settings_for(store, collection=collection, generator=generator, answer_style=style)
+    qa = RAG.open(settings=settings)
+    try:
+        answer = qa.ask(question, k=k)
+    finally:
+        qa.close()
+    if as_json:
+        typer.echo(json.dumps(answer.to_dict(), indent=2, default=str))
+        return
+    typer.echo(answer.text)
+    for citation in answer.citations:
+        typer.echo(f"  [{citation.number}] {citation.source} chars {citation.start}-{citation.end}: {citation.quote!r}")
+    typer.echo("sources:")
+    for number, passage in enumerate(answer.passages, start=1):
+        typer.echo(f"  [{number}] {passage.score:.3f} {passage.source} (chunk {passage.chunk_id})")
+    timings = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in answer.timings.items())
+    typer.echo(f"timings: {timings}")
+
+
+@app.command()
+def delete(
+    source: Annotated[str, typer.Argument(help="the document's source, as `rag docs` lists it")],
+    store: StoreOpt = None,
+    collection: CollectionOpt = None,
+) -> None:
+    """Remove a document from SQL, FAISS and the keyword index."""
+    _quiet_libraries()
+    from index import NotFoundError
+
+    settings = settings_for(store, collection=collection)
+    with _open_store(settings) as opened:
+        try:
+            removed = opened.delete(source, settings.collection)
+        except NotFoundError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(code=1) from exc
+    typer.echo(f"deleted {source} ({removed} chunks)")
+
+
+@app.command()
+def docs(store: StoreOpt = None, collection: CollectionOpt = None) -> None:
+    """List stored documents."""
+    settings = settings_for(store, collection=collection)
+    with _open_store(settings) as opened:
+        for doc in opened.documents(collection):
+            typer.echo(f"{doc.id}\t{doc.collection}\t{doc.chunks} chunks\t{doc.source}")
+
+
+@app.command()
+def check(
+    store: StoreOpt = None,
+    repair: Annotated[bool, typer.Option(help="fix what differs: embed missing vectors, drop orphans")] = False,
+) -> None:
+    """Prove that SQL, FAISS and the keyword index hold the same chunk ids."""
+    _quiet_libraries()
+    settings = settings_for(store)
+    with _open_store(settings) as opened:
+        reports = opened.repair() if repair else opened.check()
+    healthy = True
+    for r in reports:
+        state = "consistent" if r.consistent else "INCONSISTENT"
+        healthy &= r.consistent
+        typer.echo(
+            f"{r.collection}: {state}: sql {r.sql_chunks}, faiss {r.vector_chunks}, keyword {r.keyword_chunks}, "
+            f"missing vectors {len(r.missing_vectors)}, orphan vectors {len(r.orphan_vectors)}"
+        )
+    if not healthy:
+        raise typer.Exit(code=1)
+
+
+if __name__ == "__main__":
+    app()

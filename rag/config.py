@@ -1,0 +1,37 @@
+"""Typed settings, read once at the edge (CLI, service start-up, `RAG.open`) from arguments and RAG_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from index.embedder import DEFAULT_EMBEDDER
+from rag.models import DEFAULT_GENERATOR
+
+RetrievalMode = Literal["hybrid", "dense", "keyword"]
+AnswerStyle = Literal["short", "sentence"]
+
+
+class RagSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", frozen=True, extra="forbid")
+
+    store: Path = Path("store")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in the store folder")
+    collection: str = "default"
+    embedder: str | None = Field(default=None, description="default: the store's own, or " + DEFAULT_EMBEDDER)
+    generator: str = Field(default=DEFAULT_GENERATOR, description="packaged short name, GGUF file, folder or hub name")
+    backend: Literal["auto", "llamacpp", "transformers"] = "auto"
+    retrieval: RetrievalMode = "hybrid"
+    k: int = Field(default=5, ge=1, le=200)
+    context_k: int = Field(default=3, ge=1, le=50, description="top passages handed to the generator")
+    rrf_k: int = Field(default=60, ge=1)
+    candidates: int = Field(default=50, ge=1, description="hits taken from each retriever before fusion")
+    answer_style: AnswerStyle = "short"
+    span_answers: bool = Field(default=True, description="copy answers verbatim out of the passages")
+    max_new_tokens: int = Field(default=32, ge=1, le=4096)
+    min_dense_score: float = Field(default=0.15, description="below this cosine, a passage counts as unrelated")
+    chunk_tokens: int = Field(default=254, ge=16)
+    overlap_tokens: int = Field(default=32, ge=0)

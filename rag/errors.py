@@ -1,0 +1,13 @@
+"""Errors of the rag package."""
+
+
+class RagError(Exception):
+    """Base class of everything the rag package raises."""
+
+
+class ModelNotFoundError(RagError):
+    """A configured model name or path could not be resolved to weights on this machine."""
+
+
+class GenerationError(RagError):
+    """The generator failed on a request."""

@@ -1,0 +1,178 @@
+"""transformers backend: the reference path, GPU-ready; loads hub names, local folders and GGUF files.
+
+A GGUF file is de-quantised by transformers on first load (slow), so the converted weights are cached
+once under the user's cache folder and later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rag.generators.chat import plain_chat
+from rag.models import ModelLocation
+from rag.spans import SpanConstraint, SpanLogitsProcessor, hf_tokenize_fn
+from rag.types import Generation, GenerationRequest
+
+log = logging.getLogger(__name__)
+
+
+def cache_root() -> Path:
+    base = os.environ.get("RAG_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / ("" if os.environ.get("RAG_CACHE_DIR") else "ragkit")
+
+
+def converted_dir(gguf_path: str) -> Path:
+    stat = Path(gguf_path).stat()
+    key = hashlib.sha256(f"{Path(gguf_path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_root() / "converted" / f"{Path(gguf_path).stem}-{key}"
+
+
+def _convert_gguf(gguf_path: str, target: Path) -> None:
+    """De-quantise a GGUF file once and save it as a plain transformers folder, atomically."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, filename = str(Path(gguf_path).parent), Path(gguf_path).name
+    log.info("converting %s for transformers (once; cached in %s)", gguf_path, target)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename)
+    # The weights are de-quantised already; drop the GGUF quantizer marker so they can be saved.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class TransformersGenerator:
+    def __init__(self, location: ModelLocation, name: str, device: str | None = None) -> None:
+        self.location = location
+        self.name = name
+        self.device = device
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        with self._lock:
+            if self.model is not None:
+                return
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            path = self.location.path
+            if self.location.gguf:
+                target = converted_dir(path)
+                if not (target / "config.json").exists():
+                    _convert_gguf(path, target)
+                path = str(target)
+            local_only = self.location.local or self.location.gguf
+            self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            dtype = torch.float16 if self.device == "cuda" else torch.float32
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
+            tokenizer.padding_side = "left"  # decoder-only batches pad on the left
+            if tokenizer.pad_token_id is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=local_only, dtype=dtype)
+            self.model, self.tokenizer = model.to(self.device).eval(), tokenizer
+
+    def format_chat(self, messages: Sequence[Mapping[str, str]]) -> str:
+        self.load()
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        return plain_chat(messages)
+
+    def count_tokens(self, text: str) -> int:
+        self.load()
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        self.load()
+        results: list[Generation | None] = [None] * len(requests)
+        # One generate() call per group of requests that share decoding settings.
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.max_new_tokens, tuple(r.stop), r.spans is None, r.temperature), []).append(i)
+        for indices in groups.values():
+            for i, generation in zip(indices, self._generate_batch([requests[i] for i in indices]), strict=True):
+                results[i] = generation
+        return [r for r in results if r is not None]
+
+    def _generate_batch(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        import torch
+        from transformers import LogitsProcessorList
+
+        first = requests[0]
+        inputs = self.tokenizer([r.prompt for r in requests], return_tensors="pt", padding=True).to(self.device)
+        prompt_len = inputs.input_ids.shape[1]
+        kwargs: dict[str, Any] = {"max_new_tokens": first.max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if first.temperature > 0:
+            kwargs.update(do_sample=True, temperature=first.temperature)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if first.stop:
+            kwargs.update(stop_strings=list(first.stop), tokenizer=self.tokenizer)
+        if first.spans is not None:
+            tokenize = hf_tokenize_fn(self.tokenizer)
+            eos = [self.tokenizer.eos_token_id]
+            constraints = [SpanConstraint(tokenize, r.spans or [], eos_token_ids=eos) for r in requests]
+            kwargs["logits_processor"] = LogitsProcessorList([SpanLogitsProcessor(constraints, prompt_len)])
+        with self._lock, torch.inference_mode():
+            output = self.model.generate(**inputs, **kwargs)
+        generations = []
+        for row in output[:, prompt_len:]:
+            ids = [int(t) for t in row if int(t) != self.tokenizer.pad_token_id]
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            for stop in first.stop:
+                text = text.split(stop)[0] if stop else text
+            generations.append(Generation(text=text, tokens=len(ids)))
+        return generations
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        from transformers import TextIteratorStreamer
+
+        self.load()
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        inputs = self.tokenizer(request.prompt, return_tensors="pt").to(self.device)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": request.max_new_tokens,
+            "do_sample": request.temperature > 0,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "streamer": streamer,
+        }
+        if request.temperature > 0:
+            kwargs["temperature"] = request.temperature
+        if request.stop:
+            kwargs.update(stop_strings=list(request.stop), tokenizer=self.tokenizer)
+        worker = threading.Thread(target=self._locked_generate, args=(inputs, kwargs), daemon=True)
+        worker.start()
+        text, sent = "", 0
+        for piece in streamer:
+            text += piece
+            cuts = [text.find(stop) for stop in request.stop if stop and stop in text]
+            end = min(cuts) if cuts else len(text)
+            if end > sent:
+                yield text[sent:end]
+                sent = end
+            if cuts:
+                break
+        worker.join()
+
+    def _locked_generate(self, inputs: Any, kwargs: dict[str, Any]) -> None:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            self.model.generate(**inputs, **kwargs)

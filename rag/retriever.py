@@ -1,0 +1,64 @@
+"""Dense (FAISS), keyword (SQL full-text) and hybrid retrieval; hybrid fuses the two by reciprocal rank."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from index import Passage, Store
+from rag.config import RetrievalMode
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], rrf_k: int = 60) -> list[tuple[int, float]]:
+    """Fuse ranked id lists: score(id) = sum over lists of 1 / (rrf_k + rank), ranks from 1."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, chunk_id in enumerate(ranking, start=1):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (rrf_k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+class StoreRetriever:
+    def __init__(self, store: Store, mode: RetrievalMode = "hybrid", candidates: int = 50, rrf_k: int = 60) -> None:
+        self.store = store
+        self.mode = mode
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+
+    def retrieve(
+        self, query: str, k: int, collection: str, filters: Mapping[str, Any] | None = None
+    ) -> list[Passage]:
+        return self.retrieve_many([query], k, collection, filters)[0]
+
+    def retrieve_many(
+        self, queries: Sequence[str], k: int, collection: str, filters: Mapping[str, Any] | None = None
+    ) -> list[list[Passage]]:
+        """Batched: one embedding call for all queries."""
+        depth = max(k, self.candidates) if self.mode == "hybrid" else k
+        dense: list[list[tuple[int, float]]] = [[] for _ in queries]
+        if self.mode in ("dense", "hybrid"):
+            vectors = self.store.embedder.embed_queries(list(queries))
+            dense = self.store.dense_search(vectors, depth, collection, filters)
+        results = []
+        for query, dense_hits in zip(queries, dense, strict=True):
+            keyword_hits = (
+                self.store.keyword_search(query, depth, collection, filters) if self.mode != "dense" else []
+            )
+            results.append(self._combine(dense_hits, keyword_hits, k))
+        return results
+
+    def _combine(
+        self, dense_hits: list[tuple[int, float]], keyword_hits: list[tuple[int, float]], k: int
+    ) -> list[Passage]:
+        if self.mode == "dense":
+            ranked = dense_hits[:k]
+        elif self.mode == "keyword":
+            ranked = keyword_hits[:k]
+        else:
+            ranked = reciprocal_rank_fusion([[i for i, _ in dense_hits], [i for i, _ in keyword_hits]], self.rrf_k)[:k]
+        dense_scores, keyword_scores = dict(dense_hits), dict(keyword_hits)
+        return [
+            replace(p, dense_score=dense_scores.get(p.chunk_id), keyword_score=keyword_scores.get(p.chunk_id))
+            for p in self.store.passages(ranked)
+        ]

@@ -1,0 +1,147 @@
+"""The store on real SQLite, real FAISS and the real packaged embedder: SQL, vectors and keywords stay equal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from index import DocumentIn, EmbedderMismatchError, NotFoundError, SentenceTransformerEmbedder, Store
+from index.types import ChunkIn
+from ingest.types import content_hash
+
+pytestmark = pytest.mark.integration
+
+
+def make_doc(source: str, paragraphs: list[str], **metadata: object) -> DocumentIn:
+    body = "\n\n".join(paragraphs)
+    chunks, cursor = [], 0
+    for ordinal, paragraph in enumerate(paragraphs):
+        start = body.index(paragraph, cursor)
+        chunks.append(ChunkIn(ordinal, start, start + len(paragraph), paragraph))
+        cursor = start + len(paragraph)
+    return DocumentIn(source, body, content_hash(body), chunks, title=source, metadata=metadata)
+
+
+PARIS = make_doc("paris.txt", ["Paris is the capital of France.", "The Eiffel Tower was completed in 1889."], lang="en")
+ROME = make_doc("rome.txt", ["Rome is the capital of Italy.", "The Colosseum held about 50,000 people."], lang="it")
+
+
+@pytest.fixture()
+def store(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Store:
+    opened = Store.open(tmp_path / "store", embedder=embedder)
+    yield opened
+    opened.close()
+
+
+def assert_consistent(store: Store) -> None:
+    for report in store.check():
+        assert report.consistent, report
+        assert report.sql_chunks == report.vector_chunks == report.keyword_chunks
+
+
+def test_add_then_search_dense_and_keyword(store: Store) -> None:
+    result = store.add([PARIS, ROME])
+    assert (result.added, result.chunks) == (2, 4)
+    assert_consistent(store)
+    vectors = store.embedder.embed_queries(["When was the Eiffel Tower finished?"])
+    top = store.passages(store.dense_search(vectors, 1)[0])[0]
+    assert top.text == "The Eiffel Tower was completed in 1889."
+    assert PARIS.text[top.start : top.end] == top.text
+    keyword = store.passages(store.keyword_search("Colosseum people", 2))
+    assert keyword[0].source == "rome.txt"
+
+
+def test_re_adding_unchanged_documents_does_nothing(store: Store) -> None:
+    store.add([PARIS])
+    ids_before = store.check()[0]
+    result = store.add([PARIS])
+    assert (result.added, result.unchanged, result.chunks) == (0, 1, 0)
+    assert store.check()[0] == ids_before
+
+
+def test_changed_document_replaces_its_chunks_everywhere(store: Store) -> None:
+    store.add([PARIS, ROME])
+    old_ids = {p.chunk_id for p in store.passages(store.keyword_search("Eiffel", 5))}
+    changed = make_doc("paris.txt", ["Paris is the capital of France.", "The Louvre opened in 1793."])
+    result = store.add([changed])
+    assert (result.added, result.replaced) == (0, 1)
+    assert_consistent(store)
+    assert store.keyword_search("Eiffel", 5) == []
+    assert old_ids.isdisjoint(store.check()[0].orphan_vectors)
+    assert [d.source for d in store.documents()] == ["rome.txt", "paris.txt"]
+
+
+def test_delete_removes_from_sql_faiss_and_keywords(store: Store) -> None:
+    store.add([PARIS, ROME])
+    assert store.delete("paris.txt") == 2
+    assert_consistent(store)
+    assert store.check()[0].sql_chunks == 2
+    assert store.keyword_search("Eiffel", 5) == []
+    with pytest.raises(NotFoundError, match="paris.txt"):
+        store.delete("paris.txt")
+
+
+def test_metadata_filters_apply_to_both_retrievers(store: Store) -> None:
+    store.add([PARIS, ROME])
+    vectors = store.embedder.embed_queries(["capital city"])
+    dense = store.passages(store.dense_search(vectors, 4, filters={"lang": "it"})[0])
+    assert {p.source for p in dense} == {"rome.txt"}
+    keyword = store.passages(store.keyword_search("capital", 4, filters={"lang": "en"}))
+    assert {p.source for p in keyword} == {"paris.txt"}
+
+
+def test_collections_are_separate(store: Store) -> None:
+    store.add([PARIS], collection="a")
+    store.add([ROME], collection="b")
+    assert store.collections() == ["a", "b"]
+    assert {p.source for p in store.passages(store.keyword_search("capital", 5, collection="b"))} == {"rome.txt"}
+    with pytest.raises(NotFoundError, match="collections"):
+        store.keyword_search("capital", 5, collection="missing")
+
+
+def test_crash_before_vector_save_is_repaired(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+    root = tmp_path / "store"
+    with Store.open(root, embedder=embedder) as first:
+        first.add([PARIS])
+        first.add([ROME], save=False)  # SQL committed, FAISS file not rewritten: then the process "dies"
+    with Store.open(root, embedder=embedder) as reopened:
+        report = reopened.check()[0]
+        assert len(report.missing_vectors) == 2 and not report.consistent
+        assert reopened.repair()[0].consistent
+    with Store.open(root, embedder=embedder) as again:
+        assert again.check()[0].consistent
+
+
+def test_crash_after_sql_delete_drops_orphan_vectors(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+    root = tmp_path / "store"
+    with Store.open(root, embedder=embedder) as first:
+        first.add([PARIS, ROME])
+        with first.engine.begin() as conn:  # rows deleted, vector file never rewritten
+            conn.execute(text("DELETE FROM chunks WHERE document_id = (SELECT id FROM documents WHERE source='rome.txt')"))
+            conn.execute(text("DELETE FROM documents WHERE source='rome.txt'"))
+    with Store.open(root, embedder=embedder) as reopened:
+        assert len(reopened.check()[0].orphan_vectors) == 2
+        repaired = reopened.repair()[0]
+        assert repaired.consistent and repaired.sql_chunks == 2
+
+
+def test_other_embedder_is_refused(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+    root = tmp_path / "store"
+    with Store.open(root, embedder=embedder) as first:
+        first.add([PARIS])
+    with pytest.raises(EmbedderMismatchError, match="all-MiniLM-L6-v2"):
+        Store.open(root, embedder=SentenceTransformerEmbedder("sentence-transformers/all-mpnet-base-v2"))
+    with Store.open(root) as default:  # no embedder given: the store's own is used
+        assert default.embedder.name == embedder.name
+
+
+def test_manifest_records_embedder_and_counts(store: Store) -> None:
+    import json
+
+    store.add([PARIS])
+    manifest = json.loads((store.root / "manifest.json").read_text())
+    assert manifest["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert manifest["dimension"] == 384
+    assert manifest["collections"]["default"] == {"documents": 1, "chunks": 2}

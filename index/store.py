@@ -223,11 +223,7 @@ class Store:
             names = [collection] if collection else self.collections()
             for name in names:
                 cid = self._collection_id(session, name)
-                sql_ids = set(
-                    session.scalars(
-                        select(Chunk.id).join(Document).where(Document.collection_id == cid)
-                    )
-                )
+                sql_ids = set(session.scalars(select(Chunk.id).join(Document).where(Document.collection_id == cid)))
                 vector_ids = set(self._index(cid).ids().tolist())
                 reports.append(
                     ConsistencyReport(
@@ -356,8 +352,7 @@ class Store:
             if collection:
                 query = query.where(Collection.name == collection)
             return [
-                DocumentInfo(d.id, name, d.source, d.title, d.content_hash, n)
-                for d, name, n in session.execute(query)
+                DocumentInfo(d.id, name, d.source, d.title, d.content_hash, n) for d, name, n in session.execute(query)
             ]
 
     def document_text(self, document_id: int) -> str:

@@ -148,6 +148,7 @@ def default_chunker(store: Store, chunk_tokens: int | None = None, overlap_token
 def _record(report: IngestReport, error: FileError, on_error: Callable[[FileError], None] | None) -> None:
     report.skipped += 1
     report.errors.append(error)
-    log.warning("skipped %s: %s", error.path, error.reason)
-    if on_error is not None:
+    if on_error is None:
+        log.warning("skipped %s: %s", error.path, error.reason)
+    else:
         on_error(error)

@@ -95,9 +95,7 @@ class RAG:
         contexts = [list(p[: self.settings.context_k]) for p in passages]
         todo = [i for i, context in enumerate(contexts) if self._relevant(context)]
         started = time.perf_counter()
-        generations = self.generator.generate(
-            [self.request(questions[i], contexts[i], style, span) for i in todo]
-        )
+        generations = self.generator.generate([self.request(questions[i], contexts[i], style, span) for i in todo])
         generate_s = (time.perf_counter() - started) / max(1, len(todo))
         by_index: dict[int, Generation] = dict(zip(todo, generations, strict=True))
         answers = []
@@ -142,4 +140,3 @@ class RAG:
         else:
             citations = ground(text, context)
         return Answer(question, text, citations, passages, timings, extra=extra)
-

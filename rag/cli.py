@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,8 +13,8 @@ from rag.config import RagSettings
 
 app = typer.Typer(help="Offline retrieval-augmented question answering.", no_args_is_help=True, add_completion=False)
 
-StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="store folder [env RAG_STORE; default ./store]")]
-CollectionOpt = Annotated[Optional[str], typer.Option("--collection", "-c", help="collection name [default: default]")]
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="store folder [env RAG_STORE; default ./store]")]
+CollectionOpt = Annotated[str | None, typer.Option("--collection", "-c", help="collection name [default: default]")]
 
 
 def settings_for(store: Path | None, **overrides: object) -> RagSettings:
@@ -48,13 +48,13 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders")],
     store: StoreOpt = None,
     collection: CollectionOpt = None,
-    include: Annotated[Optional[list[str]], typer.Option(help="glob of files to take (repeatable)")] = None,
-    exclude: Annotated[Optional[list[str]], typer.Option(help="glob of files or folders to skip (repeatable)")] = None,
+    include: Annotated[list[str] | None, typer.Option(help="glob of files to take (repeatable)")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="glob of files or folders to skip (repeatable)")] = None,
     text_field: Annotated[str, typer.Option(help="JSON/JSONL field holding the text")] = "text",
     title_field: Annotated[str, typer.Option(help="JSON/JSONL field holding the title")] = "title",
-    chunk_tokens: Annotated[Optional[int], typer.Option(help="chunk size in embedder tokens")] = None,
-    overlap_tokens: Annotated[Optional[int], typer.Option(help="overlap between chunks, in tokens")] = None,
-    embedder: Annotated[Optional[str], typer.Option(help="embedder for a new store (name or path)")] = None,
+    chunk_tokens: Annotated[int | None, typer.Option(help="chunk size in embedder tokens")] = None,
+    overlap_tokens: Annotated[int | None, typer.Option(help="overlap between chunks, in tokens")] = None,
+    embedder: Annotated[str | None, typer.Option(help="embedder for a new store (name or path)")] = None,
 ) -> None:
     """Load, chunk, embed and store documents. Unchanged files are skipped; changed ones replaced."""
     _quiet_libraries()
@@ -94,9 +94,9 @@ def ask(
     question: Annotated[str, typer.Argument(help="the question")],
     store: StoreOpt = None,
     collection: CollectionOpt = None,
-    k: Annotated[Optional[int], typer.Option("-k", help="passages to retrieve")] = None,
-    style: Annotated[Optional[str], typer.Option(help="short | sentence")] = None,
-    generator: Annotated[Optional[str], typer.Option(help="packaged name, GGUF file, folder or hub name")] = None,
+    k: Annotated[int | None, typer.Option("-k", help="passages to retrieve")] = None,
+    style: Annotated[str | None, typer.Option(help="short | sentence")] = None,
+    generator: Annotated[str | None, typer.Option(help="packaged name, GGUF file, folder or hub name")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the whole answer as JSON")] = False,
 ) -> None:
     """Answer a question from the store, with its sources."""

@@ -40,9 +40,9 @@ def short_prompt(question: str, passages: Sequence[Passage]) -> str:
     return f"{shots}Passage: {passage_block(passages)}\nQuestion: {question.strip()}\nShort answer:"
 
 
-def sentence_messages(question: str, passages: Sequence[Passage], history: Sequence[dict[str, str]] = ()) -> list[
-    dict[str, str]
-]:
+def sentence_messages(
+    question: str, passages: Sequence[Passage], history: Sequence[dict[str, str]] = ()
+) -> list[dict[str, str]]:
     """Chat messages for sentence-style answers: system rules, earlier turns, then passages and the question."""
     user = f"Passages:\n{passage_block(passages)}\n\nQuestion: {question.strip()}"
     return [{"role": "system", "content": SENTENCE_SYSTEM}, *history, {"role": "user", "content": user}]

@@ -26,9 +26,7 @@ class StoreRetriever:
         self.candidates = candidates
         self.rrf_k = rrf_k
 
-    def retrieve(
-        self, query: str, k: int, collection: str, filters: Mapping[str, Any] | None = None
-    ) -> list[Passage]:
+    def retrieve(self, query: str, k: int, collection: str, filters: Mapping[str, Any] | None = None) -> list[Passage]:
         return self.retrieve_many([query], k, collection, filters)[0]
 
     def retrieve_many(
@@ -42,9 +40,7 @@ class StoreRetriever:
             dense = self.store.dense_search(vectors, depth, collection, filters)
         results = []
         for query, dense_hits in zip(queries, dense, strict=True):
-            keyword_hits = (
-                self.store.keyword_search(query, depth, collection, filters) if self.mode != "dense" else []
-            )
+            keyword_hits = self.store.keyword_search(query, depth, collection, filters) if self.mode != "dense" else []
             results.append(self._combine(dense_hits, keyword_hits, k))
         return results
 

@@ -128,13 +128,12 @@ class SpanConstraint:
         starts: list[_Cursor] = []
         for index, text in enumerate(self.passages):
             starts += self._add_passage(index, text)
-        if not starts:
-            raise ValueError(f"no passage holds a word to answer from: {[p[:40] for p in self.passages]!r}")
         # After the first token, the cursors it leaves, keyed by that token: the only O(passages) step.
         self._first: dict[int, list[_Cursor]] = {}
         for track, pos, start in starts:
             self._first.setdefault(self._tracks[track].ids[pos], []).append(self._norm(track, pos + 1, start))
-        self._start_ids = np.array(sorted(self._first), dtype=np.int64)
+        # No passage (or none with a word in it): the answer can only be empty, so a batch row still decodes.
+        self._start_ids = np.array(sorted(self._first), dtype=np.int64) if self._first else self._eos
         self._cache: tuple[tuple[int, ...], list[_Cursor]] = ((), [])
 
     def _add_track(

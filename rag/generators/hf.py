@@ -19,7 +19,7 @@ from typing import Any
 from rag.generators.chat import plain_chat
 from rag.models import ModelLocation
 from rag.spans import SpanConstraint, SpanLogitsProcessor, hf_tokenize_fn
-from rag.types import Generation, GenerationRequest
+from rag.types import Generation, GenerationRequest, SpanLocation
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class TransformersGenerator:
         self.model: Any = None
         self.tokenizer: Any = None
         self._lock = threading.Lock()
+        self._stop_cache: dict[tuple[str, ...], list[int]] = {}
 
     def load(self) -> None:
         with self._lock:
@@ -95,6 +96,20 @@ class TransformersGenerator:
             return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
         return plain_chat(messages)
 
+    def _stop_ids(self, stops: Sequence[str]) -> list[int]:
+        """EOS plus every token whose text contains a stop string: ending on those is cheaper than
+        transformers' stop_strings, which scans the whole vocabulary for each new set of strings."""
+        key = tuple(stops)
+        if key not in self._stop_cache:
+            eos = self.tokenizer.eos_token_id
+            ids = {eos} if isinstance(eos, int) else set(eos or [])
+            if key:
+                vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+                decoded = [self.tokenizer.convert_tokens_to_string([t]) if t else "" for t in vocab]
+                ids |= {i for i, text in enumerate(decoded) if any(stop in text for stop in key)}
+            self._stop_cache[key] = sorted(ids)
+        return self._stop_cache[key]
+
     def count_tokens(self, text: str) -> int:
         self.load()
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
@@ -123,22 +138,29 @@ class TransformersGenerator:
             kwargs.update(do_sample=True, temperature=first.temperature)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if first.stop:
-            kwargs.update(stop_strings=list(first.stop), tokenizer=self.tokenizer)
+        stop_ids = self._stop_ids(first.stop)
+        kwargs["eos_token_id"] = stop_ids
+        constraints: list[SpanConstraint] = []
         if first.spans is not None:
             tokenize = hf_tokenize_fn(self.tokenizer)
-            eos = [self.tokenizer.eos_token_id]
-            constraints = [SpanConstraint(tokenize, r.spans or [], eos_token_ids=eos) for r in requests]
+            constraints = [
+                SpanConstraint(
+                    tokenize, r.spans or [], eos_token_ids=[self.tokenizer.eos_token_id], stop_token_ids=stop_ids
+                )
+                for r in requests
+            ]
             kwargs["logits_processor"] = LogitsProcessorList([SpanLogitsProcessor(constraints, prompt_len)])
         with self._lock, torch.inference_mode():
             output = self.model.generate(**inputs, **kwargs)
         generations = []
-        for row in output[:, prompt_len:]:
-            ids = [int(t) for t in row if int(t) != self.tokenizer.pad_token_id]
+        for row, generated in enumerate(output[:, prompt_len:]):
+            ids = [int(t) for t in generated if int(t) != self.tokenizer.pad_token_id]
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             for stop in first.stop:
                 text = text.split(stop)[0] if stop else text
-            generations.append(Generation(text=text, tokens=len(ids)))
+            match = constraints[row].locate(ids) if constraints else None
+            span = SpanLocation(match.passage_index, match.start, match.end) if match else None
+            generations.append(Generation(text=match.text if match else text, tokens=len(ids), span=span))
         return generations
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
@@ -155,8 +177,7 @@ class TransformersGenerator:
         }
         if request.temperature > 0:
             kwargs["temperature"] = request.temperature
-        if request.stop:
-            kwargs.update(stop_strings=list(request.stop), tokenizer=self.tokenizer)
+        kwargs["eos_token_id"] = self._stop_ids(request.stop)
         worker = threading.Thread(target=self._locked_generate, args=(inputs, kwargs), daemon=True)
         worker.start()
         text, sent = "", 0

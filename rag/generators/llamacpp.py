@@ -11,7 +11,7 @@ from typing import Any
 from rag.errors import GenerationError
 from rag.generators.chat import plain_chat
 from rag.spans import SpanConstraint, llama_logits_processor, llama_tokenize_fn
-from rag.types import Generation, GenerationRequest
+from rag.types import Generation, GenerationRequest, SpanLocation
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ class LlamaCppGenerator:
                     from llama_cpp import Llama
                 except ImportError as exc:
                     raise GenerationError("the llama.cpp backend needs: pip install 'ragkit[llamacpp]'") from exc
-                self._llama = Llama(model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+                self._llama = Llama(
+                    model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
+                )
 
     @property
     def llama(self) -> Any:
@@ -59,18 +61,20 @@ class LlamaCppGenerator:
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         return [self._generate_one(request) for request in requests]
 
-    def _completion_args(self, request: GenerationRequest) -> dict[str, Any]:
+    def _constraint(self, request: GenerationRequest) -> SpanConstraint | None:
+        if request.spans is None:
+            return None
+        return SpanConstraint(llama_tokenize_fn(self._llama), request.spans, eos_token_ids=[self._llama.token_eos()])
+
+    def _completion_args(self, request: GenerationRequest, constraint: SpanConstraint | None) -> dict[str, Any]:
         args: dict[str, Any] = {
             "max_tokens": request.max_new_tokens,
             "temperature": request.temperature,
             "stop": list(request.stop),
         }
-        if request.spans is not None:
+        if constraint is not None:
             from llama_cpp import LogitsProcessorList
 
-            constraint = SpanConstraint(
-                llama_tokenize_fn(self._llama), request.spans, eos_token_ids=[self._llama.token_eos()]
-            )
             prompt_len = len(self._llama.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=True))
             args["logits_processor"] = LogitsProcessorList([llama_logits_processor(constraint, prompt_len)])
         return args
@@ -78,9 +82,13 @@ class LlamaCppGenerator:
     def _generate_one(self, request: GenerationRequest) -> Generation:
         self.load()
         with self._lock:
-            out = self._with_retry(lambda: self._llama.create_completion(request.prompt, **self._completion_args(request)))
+            constraint = self._constraint(request)
+            args = self._completion_args(request, constraint)
+            out = self._with_retry(lambda: self._llama.create_completion(request.prompt, **args))
         text = out["choices"][0]["text"]
-        return Generation(text=text, tokens=int(out["usage"]["completion_tokens"]))
+        match = constraint.locate_text(text) if constraint else None
+        span = SpanLocation(match.passage_index, match.start, match.end) if match else None
+        return Generation(text=match.text if match else text, tokens=int(out["usage"]["completion_tokens"]), span=span)
 
     def _with_retry(self, call: Any) -> Any:
         # llama-cpp-python 0.3.x can fail with "llama_decode returned 1" once its KV cache fills after many
@@ -103,7 +111,7 @@ class LlamaCppGenerator:
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         self.load()
         with self._lock:
-            args = self._completion_args(request)
+            args = self._completion_args(request, self._constraint(request))
             for chunk in self._with_retry(lambda: self._llama.create_completion(request.prompt, stream=True, **args)):
                 piece = chunk["choices"][0]["text"]
                 if piece:

@@ -173,5 +173,10 @@ def check(
         raise typer.Exit(code=1)
 
 
+from eval.cli import eval_app  # noqa: E402 - eval imports rag, so the sub-app joins at the end
+
+app.add_typer(eval_app, name="eval", help="Offline evaluation runs")
+
+
 if __name__ == "__main__":
     app()

@@ -16,6 +16,36 @@ from rag.types import Generation, GenerationRequest, SpanLocation
 log = logging.getLogger(__name__)
 
 
+_LOAD_LOCK = threading.Lock()
+
+
+def load_llama(model_path: str, n_ctx: int = 4096, n_threads: int | None = None) -> Any:
+    """A llama_cpp.Llama loaded without llama.cpp's "extra buffer types".
+
+    Some virtual machines advertise Intel AMX but fault on its tile instructions (SIGSEGV inside
+    ggml_backend_amx_mul_mat); llama.cpp only uses AMX through those extra buffers. Llama() takes no
+    argument for them, so the default model parameters are patched while the model loads.
+    """
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise GenerationError("the llama.cpp backend needs: pip install 'ragkit[llamacpp]'") from exc
+    bindings = llama_cpp.llama_cpp
+    defaults = bindings.llama_model_default_params
+
+    def without_extra_buffers() -> Any:
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    with _LOAD_LOCK:
+        bindings.llama_model_default_params = without_extra_buffers
+        try:
+            return llama_cpp.Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        finally:
+            bindings.llama_model_default_params = defaults
+
+
 class LlamaCppGenerator:
     def __init__(self, model_path: str, name: str, n_ctx: int = 4096, n_threads: int | None = None) -> None:
         self.model_path = model_path
@@ -25,17 +55,12 @@ class LlamaCppGenerator:
         self._llama: Any = None
         # One llama context serves one request at a time.
         self._lock = threading.Lock()
+        self._stop_cache: dict[tuple[str, ...], list[int]] = {}
 
     def load(self) -> None:
         with self._lock:
             if self._llama is None:
-                try:
-                    from llama_cpp import Llama
-                except ImportError as exc:
-                    raise GenerationError("the llama.cpp backend needs: pip install 'ragkit[llamacpp]'") from exc
-                self._llama = Llama(
-                    model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
-                )
+                self._llama = load_llama(self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads)
 
     @property
     def llama(self) -> Any:
@@ -64,7 +89,20 @@ class LlamaCppGenerator:
     def _constraint(self, request: GenerationRequest) -> SpanConstraint | None:
         if request.spans is None:
             return None
-        return SpanConstraint(llama_tokenize_fn(self._llama), request.spans, eos_token_ids=[self._llama.token_eos()])
+        return SpanConstraint(
+            llama_tokenize_fn(self._llama),
+            request.spans,
+            eos_token_ids=[self._llama.token_eos()],
+            stop_token_ids=self._stop_ids(tuple(request.stop)),
+        )
+
+    def _stop_ids(self, stops: tuple[str, ...]) -> list[int]:
+        """Tokens whose text contains a stop string: the constraint lets the answer end on them."""
+        if stops not in self._stop_cache:
+            pieces = (self._llama.detokenize([i]) for i in range(self._llama.n_vocab()))
+            encoded = [stop.encode("utf-8") for stop in stops if stop]
+            self._stop_cache[stops] = [i for i, piece in enumerate(pieces) if any(s in piece for s in encoded)]
+        return self._stop_cache[stops]
 
     def _completion_args(self, request: GenerationRequest, constraint: SpanConstraint | None) -> dict[str, Any]:
         args: dict[str, Any] = {

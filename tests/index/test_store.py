@@ -119,7 +119,8 @@ def test_crash_after_sql_delete_drops_orphan_vectors(tmp_path: Path, embedder: S
     with Store.open(root, embedder=embedder) as first:
         first.add([PARIS, ROME])
         with first.engine.begin() as conn:  # rows deleted, vector file never rewritten
-            conn.execute(text("DELETE FROM chunks WHERE document_id = (SELECT id FROM documents WHERE source='rome.txt')"))
+            rome = "(SELECT id FROM documents WHERE source = 'rome.txt')"
+            conn.execute(text(f"DELETE FROM chunks WHERE document_id = {rome}"))
             conn.execute(text("DELETE FROM documents WHERE source='rome.txt'"))
     with Store.open(root, embedder=embedder) as reopened:
         assert len(reopened.check()[0].orphan_vectors) == 2

@@ -104,8 +104,14 @@ def test_interrupted_ingest_resumes_without_duplicates(
     root = tmp_path / "store"
     with Store.open(root, embedder=embedder) as store, pytest.raises(KeyboardInterrupt):
         # Small batches and no periodic save: SQL commits run ahead of the vector file.
-        ingest_paths(store, [folder], chunker=CrashAfter(default_chunker(store), 40), batch_chunks=16,
-                     save_every_s=1e9, progress=False)
+        ingest_paths(
+            store,
+            [folder],
+            chunker=CrashAfter(default_chunker(store), 40),
+            batch_chunks=16,
+            save_every_s=1e9,
+            progress=False,
+        )
     with Store.open(root, embedder=embedder) as store:
         assert not consistent(store)  # the crash left SQL ahead of FAISS
         report = ingest_paths(store, [folder], progress=False)

@@ -83,19 +83,10 @@ def hf_model(gguf):
 
 @pytest.fixture(scope="module")
 def llama(gguf):
-    llama_cpp = pytest.importorskip("llama_cpp")
-    defaults = llama_cpp.llama_cpp.llama_model_default_params
+    pytest.importorskip("llama_cpp")
+    from rag.generators.llamacpp import load_llama
 
-    def without_extra_buffers():
-        # Some VMs advertise AMX but fault on its tile instructions (SIGSEGV in ggml_backend_amx_mul_mat);
-        # llama.cpp only uses AMX through its "extra buffer types", so load without them.
-        params = defaults()
-        params.use_extra_bufts = False
-        return params
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(llama_cpp.llama_cpp, "llama_model_default_params", without_extra_buffers)
-        return llama_cpp.Llama(model_path=str(gguf), n_ctx=2048, verbose=False, n_threads=2)
+    return load_llama(str(gguf), n_ctx=2048, n_threads=2)
 
 
 @pytest.fixture(scope="module", params=["hf", "llama"])

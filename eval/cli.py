@@ -1,0 +1,184 @@
+"""`rag eval ...`: run evaluations on SQuAD or JSONL datasets, list past runs, compare two runs.
+
+Only typer and the settings are imported here; the store, the models and matplotlib load inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.config import RagSettings
+
+eval_app = typer.Typer(help="Offline evaluation runs.", no_args_is_help=True, add_completion=False)
+
+DataOpt = Annotated[Path, typer.Option("--data", help="dataset file")]
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="store folder [env RAG_STORE; default ./store]")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="answer a seeded sample of N questions")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="seed of the --limit sample")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="closed: answer from retrieval; gold: from the own paragraph")]
+KOpt = Annotated[int | None, typer.Option("--k", help="passages retrieved for the generator [default: RAG_K]")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="output folder [default: <store>/eval-runs/<run-id>]")]
+RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="name the run; an existing id is resumed")]
+RetrievalOnlyOpt = Annotated[bool, typer.Option("--retrieval-only", help="retrieval metrics only, no generation")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="questions per batch (and per commit)")]
+GeneratorOpt = Annotated[str | None, typer.Option("--generator", help="packaged name, GGUF file or folder")]
+QuietOpt = Annotated[bool, typer.Option("--no-progress", help="no progress bars")]
+
+
+def _settings(store: Path | None, **overrides: object) -> RagSettings:
+    update = {key: value for key, value in overrides.items() if value is not None}
+    if store is not None:
+        update["store"] = store
+    return RagSettings(**update)  # type: ignore[arg-type]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(message, fg="red", err=True)
+    return typer.Exit(code=code)
+
+
+def _run(fmt: str, data: Path, settings: RagSettings, **config: object) -> None:
+    from rag.cli import _quiet_libraries
+
+    _quiet_libraries()
+    from eval.datasets import DatasetError, load_dataset
+    from eval.report import format_metrics
+    from eval.runner import EvalConfig, EvalError, run_evaluation
+    from eval.runs import RunError
+
+    try:
+        dataset = load_dataset(data, fmt)  # type: ignore[arg-type]
+        result = run_evaluation(dataset, EvalConfig(**config), settings, echo=typer.echo)  # type: ignore[arg-type]
+    except (DatasetError, EvalError, RunError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(format_metrics(result.metrics))
+
+
+@eval_app.command()
+def squad(
+    data: DataOpt,
+    store: StoreOpt = None,
+    limit: LimitOpt = None,
+    seed: SeedOpt = 0,
+    mode: ModeOpt = "closed",
+    k: KOpt = None,
+    out: OutOpt = None,
+    run_id: RunIdOpt = None,
+    retrieval_only: RetrievalOnlyOpt = False,
+    batch_size: BatchOpt = 16,
+    generator: GeneratorOpt = None,
+    no_progress: QuietOpt = False,
+) -> None:
+    """Evaluate on a SQuAD v1.1/v2.0 file: every paragraph goes into the dataset's own store."""
+    settings = _settings(store, generator=generator)
+    _run(
+        "squad",
+        data,
+        settings,
+        mode=mode,
+        k=k,
+        limit=limit,
+        seed=seed,
+        retrieval_only=retrieval_only,
+        batch_size=batch_size,
+        run_id=run_id,
+        out=out,
+        progress=not no_progress,
+    )
+
+
+@eval_app.command()
+def jsonl(
+    data: DataOpt,
+    store: StoreOpt = None,
+    collection: Annotated[str | None, typer.Option("--collection", "-c", help="collection (no contexts)")] = None,
+    limit: LimitOpt = None,
+    seed: SeedOpt = 0,
+    mode: ModeOpt = "closed",
+    k: KOpt = None,
+    out: OutOpt = None,
+    run_id: RunIdOpt = None,
+    retrieval_only: RetrievalOnlyOpt = False,
+    batch_size: BatchOpt = 16,
+    generator: GeneratorOpt = None,
+    no_progress: QuietOpt = False,
+) -> None:
+    """Evaluate on JSONL records {question, answers, [id, context, source]}: with contexts they form the
+    dataset's own store; without, questions are asked of --store/--collection."""
+    settings = _settings(store, generator=generator, collection=collection)
+    _run(
+        "jsonl",
+        data,
+        settings,
+        mode=mode,
+        k=k,
+        limit=limit,
+        seed=seed,
+        retrieval_only=retrieval_only,
+        batch_size=batch_size,
+        run_id=run_id,
+        out=out,
+        progress=not no_progress,
+    )
+
+
+def _open_runs(store: Path | None):  # noqa: ANN202 - index.Store, imported lazily
+    from index import Store
+
+    settings = _settings(store)
+    return Store.open(settings.store, database_url=settings.database_url)
+
+
+def _num(metrics: dict, key: str) -> str:
+    value = metrics.get(key)
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
+
+
+@eval_app.command("list")
+def list_(store: StoreOpt = None) -> None:
+    """Past runs: id, date, dataset, mode, questions, EM, F1, R@1, R@5."""
+    from eval.runs import list_runs
+
+    with _open_runs(store) as opened:
+        infos = list_runs(opened.engine)
+    if not infos:
+        typer.echo("no evaluation runs")
+        return
+    typer.echo("id\tdate\tstatus\tdataset\tmode\tn\tEM\tF1\tR@1\tR@5")
+    for info in infos:
+        mode = "retrieval" if info.config.get("retrieval_only") else info.config.get("mode", "?")
+        n = info.metrics.get("answered") or info.metrics.get("questions", "-")
+        cells = [info.id, f"{info.created_at:%Y-%m-%d %H:%M}", info.status, Path(info.dataset).name, mode, str(n)]
+        cells += [_num(info.metrics, key) for key in ("exact_match", "f1", "recall@1", "recall@5")]
+        typer.echo("\t".join(cells))
+
+
+@eval_app.command()
+def compare(
+    run_a: Annotated[str, typer.Argument(help="the baseline run id")],
+    run_b: Annotated[str, typer.Argument(help="the run compared with it")],
+    store: StoreOpt = None,
+    show: Annotated[int, typer.Option(help="flipped questions shown per direction")] = 20,
+) -> None:
+    """Metric deltas (B - A) and the questions whose exact match flipped."""
+    from eval.runs import RunError, compare_runs
+
+    with _open_runs(store) as opened:
+        try:
+            result = compare_runs(opened.engine, run_a, run_b)
+        except RunError as exc:
+            raise _fail(str(exc)) from exc
+    typer.echo(f"A = {result.a.id} ({result.a.status}), B = {result.b.id} ({result.b.status})")
+    width = max((len(d.name) for d in result.deltas), default=6)
+    typer.echo(f"{'metric':<{width}}  {'A':>10}  {'B':>10}  {'B - A':>10}")
+    for d in result.deltas:
+        typer.echo(f"{d.name:<{width}}  {d.a:>10.4g}  {d.b:>10.4g}  {d.delta:>+10.4g}")
+    typer.echo(f"questions answered in both: {result.shared}")
+    for label, flips in (("EM 0 -> 1", result.gained), ("EM 1 -> 0", result.lost)):
+        typer.echo(f"{label}: {len(flips)}")
+        for flip in flips[:show]:
+            typer.echo(f"  {flip.question_id}: {flip.question}")
+            typer.echo(f"    gold {list(flip.golds[:3])}; A {flip.prediction_a!r}; B {flip.prediction_b!r}")

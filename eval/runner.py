@@ -1,0 +1,390 @@
+"""Evaluation runs: retrieve (and answer) every selected question in batches, store rows per batch, report.
+
+A dataset with contexts gets its own store under ``<store>/eval-stores/<dataset-sha[:12]>-<chunking-hash>/``,
+built once and reused. Closed mode answers from retrieval; gold mode hands the generator the question's own
+paragraph. Rows are committed per batch, so a run interrupted for any reason resumes under the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import resource
+import secrets
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from tqdm import tqdm
+
+from eval import runs
+from eval.datasets import EvalDataset, EvalQuestion, select_questions
+from eval.metrics import answer_in_text, squad_v1_question_scores, squad_v2_question_scores
+from eval.report import compute_metrics, write_outputs
+from index import DEFAULT_COLLECTION, DEFAULT_EMBEDDER, Passage, Store
+from index.embedder import canonical_name
+from index.manifest import library_versions, write_atomic
+from rag.api import RAG
+from rag.config import RagSettings
+from rag.types import Answer
+
+log = logging.getLogger(__name__)
+
+EvalMode = Literal["closed", "gold"]
+METRIC_DEPTH = 20  # retrieval metrics read the top max(20, k) chunks
+MARKER = "eval-store.json"
+
+
+class EvalError(RuntimeError):
+    """A run that cannot start or finish: a mode the dataset does not allow, a failed ingest, a bad argument."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    mode: EvalMode = "closed"
+    k: int | None = None  # passages handed to the generator in closed mode; default: settings.k
+    limit: int | None = None
+    seed: int = 0
+    retrieval_only: bool = False
+    batch_size: int = 16
+    run_id: str | None = None
+    out: Path | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    out_dir: Path
+    metrics: dict[str, Any]
+    answered_now: int  # questions processed by this call
+    resumed_from: int  # questions the run already held
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one batch needs to know."""
+
+    qa: RAG
+    config: EvalConfig
+    k: int
+    depth: int
+    by_question_id: bool  # relevance: the paragraph holding the question (else: a chunk holding an answer)
+    v2: bool
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def run_evaluation(
+    dataset: EvalDataset,
+    config: EvalConfig,
+    settings: RagSettings,
+    echo: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run (or resume) one evaluation and write its files; the run is stored in ``settings.store``'s SQL."""
+    _validate(dataset, config)
+    echo = echo or log.info
+    selected = select_questions(dataset.questions, config.limit, config.seed)
+    qa = _open_qa(dataset, settings, config.progress)
+    own_store = qa.store.root != Path(settings.store).expanduser().resolve()
+    run_store = Store.open(settings.store, database_url=settings.database_url) if own_store else qa.store
+    try:
+        plan = _Plan(
+            qa,
+            config,
+            config.k or settings.k,
+            max(METRIC_DEPTH, config.k or settings.k),
+            dataset.has_contexts,
+            dataset.v2,
+        )
+        return _execute(plan, dataset, selected, run_store, echo)
+    finally:
+        qa.close()
+        if own_store:
+            run_store.close()
+
+
+def _validate(dataset: EvalDataset, config: EvalConfig) -> None:
+    if config.mode not in ("closed", "gold"):
+        raise EvalError(f"unknown mode {config.mode!r}; choose closed or gold")
+    if config.mode == "gold" and not dataset.has_contexts:
+        raise EvalError(f"{dataset.path}: gold mode needs a 'context' for every question")
+    for name in ("k", "limit", "batch_size"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise EvalError(f"{name} must be a positive integer, got {value}")
+
+
+def _execute(
+    plan: _Plan, dataset: EvalDataset, selected: Sequence[EvalQuestion], run_store: Store, echo: Callable[[str], None]
+) -> RunResult:
+    config, engine = plan.config, run_store.engine
+    run_id = config.run_id or new_run_id(dataset, config)
+    done = runs.start_run(engine, run_id, str(dataset.path), dataset.sha256, run_config(plan, dataset))
+    todo = [q for q in selected if q.id not in done]
+    if done:
+        echo(f"resuming run {run_id}: {len(done)} questions already stored, {len(todo)} to do")
+    try:
+        wall = _process(plan, todo, engine, run_id)
+        wanted = {q.id for q in selected}
+        rows = [row for row in runs.load_rows(engine, run_id) if row["id"] in wanted]
+        metrics = compute_metrics(rows, dataset.v2, _cost(len(todo), wall))
+        out_dir = Path(config.out) if config.out else Path(run_store.root) / "eval-runs" / run_id
+        header = {
+            "run_id": run_id,
+            "dataset": str(dataset.path),
+            "dataset_sha256": dataset.sha256,
+            "config": runs.get_run(engine, run_id).config,
+        }
+        write_outputs(out_dir, header, rows, metrics)
+        runs.set_status(engine, run_id, "finished", metrics)
+    except KeyboardInterrupt:
+        runs.set_status(engine, run_id, "interrupted")
+        raise
+    except BaseException:
+        runs.set_status(engine, run_id, "failed")
+        raise
+    echo(f"run {run_id}: processed {len(todo)} questions now, {len(rows)} in all; files in {out_dir}")
+    return RunResult(run_id, out_dir, metrics, len(todo), len(done))
+
+
+def new_run_id(dataset: EvalDataset, config: EvalConfig) -> str:
+    mode = "retrieval" if config.retrieval_only else config.mode
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{dataset.path.stem}-{mode}-{secrets.token_hex(2)}"
+
+
+def _versions() -> dict[str, str]:
+    versions = library_versions()
+    for package in ("transformers", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    versions["python"] = platform.python_version()
+    return versions
+
+
+def run_config(plan: _Plan, dataset: EvalDataset) -> dict[str, Any]:
+    """Everything that decides a run's numbers: stored with the run, compared on resume."""
+    s = plan.qa.settings
+    return {
+        "format": dataset.format,
+        "dataset_path": str(dataset.path),
+        "v2": dataset.v2,
+        "mode": plan.config.mode,
+        "k": plan.k,
+        "retrieval_k": plan.depth,
+        "context_k": s.context_k,
+        "limit": plan.config.limit,
+        "seed": plan.config.seed,
+        "retrieval_only": plan.config.retrieval_only,
+        "retrieval": s.retrieval,
+        "candidates": s.candidates,
+        "rrf_k": s.rrf_k,
+        "answer_style": s.answer_style,
+        "span_answers": s.span_answers,
+        "min_dense_score": s.min_dense_score,
+        "max_new_tokens": s.max_new_tokens,
+        "generator": plan.qa.generator.name,
+        "generator_class": type(plan.qa.generator).__name__,
+        "embedder": plan.qa.store.embedder.name,
+        "retrieval_store": str(plan.qa.store.root),
+        "collection": s.collection,
+        "chunking": chunking_config(s) if plan.by_question_id else None,
+        "relevance": "gold paragraph" if plan.by_question_id else "answer in chunk",
+        "batch_size": plan.config.batch_size,
+        "versions": _versions(),
+    }
+
+
+def _cost(answered_now: int, wall: float) -> dict[str, Any]:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    peak_mb = rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+    qps = answered_now / wall if answered_now and wall > 0 else None
+    return {"processed_now": answered_now, "wall_seconds": wall, "questions_per_second": qps, "peak_memory_mb": peak_mb}
+
+
+# ---------------------------------------------------------------- the retrieval store
+
+
+def chunking_config(settings: RagSettings) -> dict[str, Any]:
+    return {
+        "embedder": canonical_name(settings.embedder or DEFAULT_EMBEDDER),
+        "chunk_tokens": settings.chunk_tokens,
+        "overlap_tokens": settings.overlap_tokens,
+        "documents": "one per paragraph (SQuAD loader)",
+    }
+
+
+def eval_store_dir(settings: RagSettings, dataset: EvalDataset) -> Path:
+    chunking = json.dumps(chunking_config(settings), sort_keys=True).encode()
+    digest = hashlib.sha256(chunking).hexdigest()[:12]
+    return Path(settings.store).expanduser().resolve() / "eval-stores" / f"{dataset.sha256[:12]}-{digest}"
+
+
+def _open_qa(dataset: EvalDataset, settings: RagSettings, progress: bool) -> RAG:
+    """A RAG over the dataset's own store (built on first use), or over ``settings.store`` without contexts."""
+    if not dataset.has_contexts:
+        return RAG.open(settings=settings)
+    root = eval_store_dir(settings, dataset)
+    qa = RAG.open(
+        settings=settings.model_copy(update={"store": root, "database_url": None, "collection": DEFAULT_COLLECTION})
+    )
+    try:
+        _ensure_ingested(qa, dataset, settings, progress)
+    except BaseException:
+        qa.close()
+        raise
+    return qa
+
+
+def _ensure_ingested(qa: RAG, dataset: EvalDataset, settings: RagSettings, progress: bool) -> None:
+    from ingest.chunking import TokenChunker
+    from ingest.pipeline import ingest_paths
+
+    root, expected = qa.store.root, {"dataset_sha256": dataset.sha256, "chunking": chunking_config(settings)}
+    marker = root / MARKER
+    if marker.is_file():
+        recorded = json.loads(marker.read_text(encoding="utf-8"))
+        if all(recorded.get(key) == value for key, value in expected.items()):
+            return
+    source = dataset.path if dataset.format == "squad" else _write_contexts(dataset, root)
+    embedder = qa.store.embedder
+    limit = embedder.max_tokens - 2  # type: ignore[attr-defined]
+    chunker = TokenChunker(
+        embedder.tokenizer,
+        min(settings.chunk_tokens, limit),  # type: ignore[attr-defined]
+        min(settings.overlap_tokens, limit // 2),
+    )
+    report = ingest_paths(qa.store, [source], chunker=chunker, progress=progress)
+    if report.errors or not report.documents:
+        reasons = "; ".join(f"{e.path}: {e.reason}" for e in report.errors) or "no documents"
+        raise EvalError(f"could not build the evaluation store {root}: {reasons}")
+    summary = {**expected, "dataset": str(dataset.path), "documents": report.documents, "chunks": report.chunks}
+    write_atomic(marker, json.dumps(summary, indent=2))
+
+
+def _write_contexts(dataset: EvalDataset, root: Path) -> Path:
+    """A JSONL dataset's contexts as a SQuAD-shaped file, so one loader makes paragraphs know their questions."""
+    grouped: dict[str, dict[str, list[str]]] = {}
+    for q in dataset.questions:
+        grouped.setdefault(q.source or q.title or "contexts", {}).setdefault(q.context or "", []).append(q.id)
+    data = [
+        {"title": title, "paragraphs": [{"context": c, "qas": [{"id": i} for i in ids]} for c, ids in paras.items()]}
+        for title, paras in grouped.items()
+    ]
+    path = root / "contexts.json"
+    write_atomic(path, json.dumps({"version": "contexts", "data": data}, ensure_ascii=False))
+    return path
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _process(plan: _Plan, todo: Sequence[EvalQuestion], engine: Any, run_id: str) -> float:
+    """Answer (or only retrieve for) ``todo`` in batches, committing each batch; returns the loop's wall time."""
+    if not todo:
+        return 0.0
+    plan.qa.store.embedder.embed_queries(["warm up"])
+    if not plan.config.retrieval_only:
+        plan.qa.generator.load()
+    started = time.perf_counter()
+    size = plan.config.batch_size
+    with tqdm(total=len(todo), desc="eval", unit="q", disable=not plan.config.progress) as bar:
+        for start in range(0, len(todo), size):
+            batch = todo[start : start + size]
+            runs.save_rows(engine, run_id, _batch_rows(plan, batch))
+            bar.update(len(batch))
+    return time.perf_counter() - started
+
+
+def _batch_rows(plan: _Plan, batch: Sequence[EvalQuestion]) -> list[dict[str, Any]]:
+    qa, questions = plan.qa, [q.question for q in batch]
+    started = time.perf_counter()
+    retrieved = qa.retriever.retrieve_many(questions, plan.depth, qa.settings.collection)
+    retrieve_s = (time.perf_counter() - started) / len(batch)
+    if plan.config.retrieval_only:
+        return [_row(plan, q, hits, None, {"retrieve": retrieve_s}) for q, hits in zip(batch, retrieved, strict=True)]
+    gold = plan.config.mode == "gold"
+    given = [[gold_passage(q)] for q in batch] if gold else [hits[: plan.k] for hits in retrieved]
+    answers = qa.answer_from_passages(questions, given, retrieve_s=retrieve_s)
+    return [
+        _row(plan, q, hits, answer, dict(answer.timings))
+        for q, hits, answer in zip(batch, retrieved, answers, strict=True)
+    ]
+
+
+def gold_passage(q: EvalQuestion) -> Passage:
+    """The question's own paragraph as a passage that is in no store (chunk and document id -1)."""
+    text = q.context or ""
+    return Passage(
+        chunk_id=-1,
+        document_id=-1,
+        source=q.source or f"gold:{q.title}",
+        title=q.title,
+        text=text,
+        start=0,
+        end=len(text),
+        ordinal=0,
+        collection="gold",
+        metadata={"question_ids": [q.id]},
+        score=1.0,
+    )
+
+
+def document_hits(plan: _Plan, q: EvalQuestion, retrieved: Sequence[Passage]) -> tuple[list[bool] | None, list[str]]:
+    """Relevance per retrieved document (a document ranks at its first chunk), and those documents' sources."""
+    if not plan.by_question_id and not q.answers:
+        return None, []
+    docs: dict[int, bool] = {}
+    sources: dict[int, str] = {}
+    for p in retrieved:
+        if plan.by_question_id:
+            relevant = q.id in p.metadata.get("question_ids", ())
+        else:
+            relevant = answer_in_text(q.answers, p.text)
+        docs[p.document_id] = docs.get(p.document_id, False) or relevant
+        sources.setdefault(p.document_id, p.source)
+    return list(docs.values()), list(sources.values())
+
+
+def _row(
+    plan: _Plan, q: EvalQuestion, retrieved: Sequence[Passage], answer: Answer | None, latency: dict[str, float]
+) -> dict[str, Any]:
+    hits, sources = document_hits(plan, q, retrieved)
+    row: dict[str, Any] = {
+        "id": q.id,
+        "question": q.question,
+        "golds": list(q.answers),
+        "title": q.title,
+        "prediction": None,
+        "exact": None,
+        "f1": None,
+        "abstained": None,
+        "retrieved": sources[:5],
+        "gold_rank": hits.index(True) + 1 if hits and any(hits) else None,
+        "hits": hits,
+        "latency": latency,
+    }
+    if answer is None:
+        return row
+    prediction = "" if answer.abstained else answer.text
+    scores = (squad_v2_question_scores if plan.v2 else squad_v1_question_scores)(prediction, q.answers)
+    context = answer.passages[: plan.qa.settings.context_k]
+    row.update(
+        prediction=prediction,
+        exact=scores.exact,
+        f1=scores.f1,
+        abstained=answer.abstained,
+        no_answer_score=answer.no_answer_score,
+        answer_in_context=any(answer_in_text(q.answers, p.text) for p in context) if q.answers else None,
+    )
+    return row

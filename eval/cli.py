@@ -44,15 +44,15 @@ def _run(fmt: str, data: Path, settings: RagSettings, **config: object) -> None:
     from rag.cli import _quiet_libraries
 
     _quiet_libraries()
-    from eval.datasets import DatasetError, load_dataset
+    from eval.datasets import load_dataset
+    from eval.errors import EvalError
     from eval.report import format_metrics
-    from eval.runner import EvalConfig, EvalError, run_evaluation
-    from eval.runs import RunError
+    from eval.runner import EvalConfig, run_evaluation
 
     try:
         dataset = load_dataset(data, fmt)  # type: ignore[arg-type]
         result = run_evaluation(dataset, EvalConfig(**config), settings, echo=typer.echo)  # type: ignore[arg-type]
-    except (DatasetError, EvalError, RunError) as exc:
+    except EvalError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(format_metrics(result.metrics))
 
@@ -164,7 +164,8 @@ def compare(
     show: Annotated[int, typer.Option(help="flipped questions shown per direction")] = 20,
 ) -> None:
     """Metric deltas (B - A) and the questions whose exact match flipped."""
-    from eval.runs import RunError, compare_runs
+    from eval.errors import RunError
+    from eval.runs import compare_runs
 
     with _open_runs(store) as opened:
         try:

@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from eval.errors import DatasetError
+
 DatasetFormat = Literal["squad", "jsonl"]
-
-
-class DatasetError(ValueError):
-    """A dataset file that cannot be read as the format it claims to be."""
 
 
 @dataclass(frozen=True)

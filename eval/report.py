@@ -145,6 +145,7 @@ def write_outputs(out_dir: Path, header: Mapping[str, Any], rows: Sequence[Row],
             fd, temps[name] = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
+            os.chmod(temps[name], 0o644)  # mkstemp makes 0600 files; reports are for reading
         for name, temp in temps.items():
             os.replace(temp, out_dir / name)
     finally:

@@ -7,8 +7,6 @@ paragraph. Rows are committed per batch, so a run interrupted for any reason res
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import platform
 import resource
@@ -26,11 +24,12 @@ from tqdm import tqdm
 
 from eval import runs
 from eval.datasets import EvalDataset, EvalQuestion, select_questions
+from eval.errors import EvalError
 from eval.metrics import answer_in_text, squad_v1_question_scores, squad_v2_question_scores
 from eval.report import compute_metrics, write_outputs
-from index import DEFAULT_COLLECTION, DEFAULT_EMBEDDER, Passage, Store
-from index.embedder import canonical_name
-from index.manifest import library_versions, write_atomic
+from eval.stores import chunking_config, open_qa
+from index import Passage, Store
+from index.manifest import library_versions
 from rag.api import RAG
 from rag.config import RagSettings
 from rag.types import Answer
@@ -39,11 +38,6 @@ log = logging.getLogger(__name__)
 
 EvalMode = Literal["closed", "gold"]
 METRIC_DEPTH = 20  # retrieval metrics read the top max(20, k) chunks
-MARKER = "eval-store.json"
-
-
-class EvalError(RuntimeError):
-    """A run that cannot start or finish: a mode the dataset does not allow, a failed ingest, a bad argument."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +87,7 @@ def run_evaluation(
     _validate(dataset, config)
     echo = echo or log.info
     selected = select_questions(dataset.questions, config.limit, config.seed)
-    qa = _open_qa(dataset, settings, config.progress)
+    qa = open_qa(dataset, settings, config.progress)
     own_store = qa.store.root != Path(settings.store).expanduser().resolve()
     run_store = Store.open(settings.store, database_url=settings.database_url) if own_store else qa.store
     try:
@@ -210,80 +204,6 @@ def _cost(answered_now: int, wall: float) -> dict[str, Any]:
     peak_mb = rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
     qps = answered_now / wall if answered_now and wall > 0 else None
     return {"processed_now": answered_now, "wall_seconds": wall, "questions_per_second": qps, "peak_memory_mb": peak_mb}
-
-
-# ---------------------------------------------------------------- the retrieval store
-
-
-def chunking_config(settings: RagSettings) -> dict[str, Any]:
-    return {
-        "embedder": canonical_name(settings.embedder or DEFAULT_EMBEDDER),
-        "chunk_tokens": settings.chunk_tokens,
-        "overlap_tokens": settings.overlap_tokens,
-        "documents": "one per paragraph (SQuAD loader)",
-    }
-
-
-def eval_store_dir(settings: RagSettings, dataset: EvalDataset) -> Path:
-    chunking = json.dumps(chunking_config(settings), sort_keys=True).encode()
-    digest = hashlib.sha256(chunking).hexdigest()[:12]
-    return Path(settings.store).expanduser().resolve() / "eval-stores" / f"{dataset.sha256[:12]}-{digest}"
-
-
-def _open_qa(dataset: EvalDataset, settings: RagSettings, progress: bool) -> RAG:
-    """A RAG over the dataset's own store (built on first use), or over ``settings.store`` without contexts."""
-    if not dataset.has_contexts:
-        return RAG.open(settings=settings)
-    root = eval_store_dir(settings, dataset)
-    qa = RAG.open(
-        settings=settings.model_copy(update={"store": root, "database_url": None, "collection": DEFAULT_COLLECTION})
-    )
-    try:
-        _ensure_ingested(qa, dataset, settings, progress)
-    except BaseException:
-        qa.close()
-        raise
-    return qa
-
-
-def _ensure_ingested(qa: RAG, dataset: EvalDataset, settings: RagSettings, progress: bool) -> None:
-    from ingest.chunking import TokenChunker
-    from ingest.pipeline import ingest_paths
-
-    root, expected = qa.store.root, {"dataset_sha256": dataset.sha256, "chunking": chunking_config(settings)}
-    marker = root / MARKER
-    if marker.is_file():
-        recorded = json.loads(marker.read_text(encoding="utf-8"))
-        if all(recorded.get(key) == value for key, value in expected.items()):
-            return
-    source = dataset.path if dataset.format == "squad" else _write_contexts(dataset, root)
-    embedder = qa.store.embedder
-    limit = embedder.max_tokens - 2  # type: ignore[attr-defined]
-    chunker = TokenChunker(
-        embedder.tokenizer,
-        min(settings.chunk_tokens, limit),  # type: ignore[attr-defined]
-        min(settings.overlap_tokens, limit // 2),
-    )
-    report = ingest_paths(qa.store, [source], chunker=chunker, progress=progress)
-    if report.errors or not report.documents:
-        reasons = "; ".join(f"{e.path}: {e.reason}" for e in report.errors) or "no documents"
-        raise EvalError(f"could not build the evaluation store {root}: {reasons}")
-    summary = {**expected, "dataset": str(dataset.path), "documents": report.documents, "chunks": report.chunks}
-    write_atomic(marker, json.dumps(summary, indent=2))
-
-
-def _write_contexts(dataset: EvalDataset, root: Path) -> Path:
-    """A JSONL dataset's contexts as a SQuAD-shaped file, so one loader makes paragraphs know their questions."""
-    grouped: dict[str, dict[str, list[str]]] = {}
-    for q in dataset.questions:
-        grouped.setdefault(q.source or q.title or "contexts", {}).setdefault(q.context or "", []).append(q.id)
-    data = [
-        {"title": title, "paragraphs": [{"context": c, "qas": [{"id": i} for i in ids]} for c, ids in paras.items()]}
-        for title, paras in grouped.items()
-    ]
-    path = root / "contexts.json"
-    write_atomic(path, json.dumps({"version": "contexts", "data": data}, ensure_ascii=False))
-    return path
 
 
 # ---------------------------------------------------------------- the loop

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from eval.errors import RunError
 from index.models import EvalRow, EvalRun, utcnow
 
 # Config keys that must agree for a run to be resumed: anything else (versions, paths) may differ.
@@ -32,10 +33,6 @@ RESUME_KEYS = (
     "span_answers",
     "collection",
 )
-
-
-class RunError(RuntimeError):
-    """A run that cannot be found, or cannot be resumed with the given settings."""
 
 
 @dataclass(frozen=True)

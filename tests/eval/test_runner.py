@@ -1,0 +1,192 @@
+"""Evaluation runs end to end through `rag eval`, with the real packaged embedder and generator, on a small
+slice of the SQuAD v1.1 dev set (first two articles, 15 paragraphs): files, official scores, the SQL record,
+list/compare, resuming, bad input and the JSONL format."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from eval.metrics import squad_v1_scores
+from eval.report import OUTPUT_FILES
+
+pytestmark = pytest.mark.integration
+
+SQUAD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "squad" / "dev-v1.1.json"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def transformers_backend() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAG_BACKEND", "transformers")
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        yield
+
+
+@pytest.fixture(scope="module")
+def small_squad(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not SQUAD.is_file():
+        pytest.skip(f"SQuAD dev set missing: {SQUAD}")
+    articles = json.loads(SQUAD.read_text(encoding="utf-8"))["data"][:2]
+    data = [{"title": a["title"], "paragraphs": a["paragraphs"][:n]} for a, n in zip(articles, (8, 7), strict=True)]
+    path = tmp_path_factory.mktemp("data") / "small-dev.json"
+    path.write_text(json.dumps({"version": "1.1", "data": data}), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("evalstore")
+
+
+def rag(*args: str | Path) -> Result:
+    from rag.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def eval_squad(data: Path, store: Path, *args: str) -> Result:
+    return rag("eval", "squad", "--data", data, "--store", store, "--no-progress", *args)
+
+
+def squad_golds(path: Path) -> dict[str, list[str]]:
+    obj = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        qa["id"]: [a["text"] for a in qa["answers"]]
+        for article in obj["data"]
+        for paragraph in article["paragraphs"]
+        for qa in paragraph["qas"]
+    }
+
+
+def sql(store: Path, query: str, *params: object) -> list[tuple]:
+    with sqlite3.connect(store / "store.db") as db:
+        return db.execute(query, params).fetchall()
+
+
+@pytest.fixture(scope="module")
+def closed_run(small_squad: Path, store: Path) -> Path:
+    result = eval_squad(small_squad, store, "--limit", "6", "--seed", "1", "--run-id", "closed-1")
+    assert result.exit_code == 0, result.output
+    return store / "eval-runs" / "closed-1"
+
+
+def test_closed_run_files_match_official_scores(closed_run: Path, small_squad: Path, store: Path) -> None:
+    assert sorted(p.name for p in closed_run.iterdir()) == sorted(OUTPUT_FILES)
+    golds = squad_golds(small_squad)
+    sampled = sorted(random.Random(1).sample(list(golds), 6))
+    predictions = json.loads((closed_run / "predictions.json").read_text(encoding="utf-8"))
+    assert sorted(predictions) == sampled
+
+    metrics = json.loads((closed_run / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+    official = squad_v1_scores({qid: golds[qid] for qid in sampled}, predictions)
+    assert metrics["exact_match"] == pytest.approx(official.exact_match)
+    assert metrics["f1"] == pytest.approx(official.f1)
+    assert metrics["recall@20"] >= metrics["recall@5"] >= metrics["recall@1"]
+    assert 0 <= metrics["mrr@10"] <= 1
+    rows = [json.loads(line) for line in (closed_run / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [row["id"] for row in rows] == sampled
+    assert "<img" in (closed_run / "report.html").read_text(encoding="utf-8")
+    assert sql(store, "SELECT status FROM eval_runs WHERE id = 'closed-1'") == [("finished",)]
+    assert sql(store, "SELECT count(*) FROM eval_rows WHERE run_id = 'closed-1'") == [(6,)]
+
+
+def test_gold_mode_list_and_compare(closed_run: Path, small_squad: Path, store: Path) -> None:
+    result = eval_squad(small_squad, store, "--limit", "6", "--seed", "1", "--mode", "gold", "--run-id", "gold-1")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].startswith("peak_memory_mb")  # the metrics table comes last
+    metrics = json.loads((store / "eval-runs" / "gold-1" / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+    assert metrics["answer_in_context"] == 100.0  # the generator saw the gold paragraph
+    assert len(list((store / "eval-stores").iterdir())) == 1  # the dataset's store was built once and reused
+
+    listed = rag("eval", "list", "--store", store)
+    assert listed.exit_code == 0, listed.output
+    assert "closed-1" in listed.output and "gold-1" in listed.output
+    compared = rag("eval", "compare", "closed-1", "gold-1", "--store", store)
+    assert compared.exit_code == 0, compared.output
+    assert "closed-1" in compared.output and "gold-1" in compared.output
+    assert "exact_match" in compared.output and "EM 0 -> 1" in compared.output
+
+
+def test_resume_answers_only_missing_questions(closed_run: Path, small_squad: Path, store: Path) -> None:
+    before = json.loads((closed_run / "predictions.json").read_text(encoding="utf-8"))
+    sql(
+        store,
+        "DELETE FROM eval_rows WHERE run_id = 'closed-1' AND question_id IN "
+        "(SELECT question_id FROM eval_rows WHERE run_id = 'closed-1' ORDER BY question_id LIMIT 3)",
+    )
+    sql(store, "UPDATE eval_runs SET status = 'running' WHERE id = 'closed-1'")
+
+    result = eval_squad(small_squad, store, "--limit", "6", "--seed", "1", "--run-id", "closed-1")
+    assert result.exit_code == 0, result.output
+    assert "3 questions already stored, 3 to do" in result.output
+    assert "processed 3 questions now, 6 in all" in result.output
+    after = json.loads((closed_run / "predictions.json").read_text(encoding="utf-8"))
+    assert sorted(after) == sorted(before)
+    assert len((closed_run / "results.jsonl").read_text(encoding="utf-8").splitlines()) == 6
+    assert sql(store, "SELECT status FROM eval_runs WHERE id = 'closed-1'") == [("finished",)]
+
+
+def test_resume_with_other_settings_is_refused(closed_run: Path, small_squad: Path, store: Path) -> None:
+    result = eval_squad(small_squad, store, "--limit", "5", "--seed", "1", "--run-id", "closed-1")
+    assert result.exit_code == 2
+    assert "cannot be resumed" in result.output
+
+
+def test_malformed_dataset_exits_2_and_leaves_no_run(small_squad: Path, store: Path, tmp_path: Path) -> None:
+    obj = json.loads(small_squad.read_text(encoding="utf-8"))
+    del obj["data"][1]["paragraphs"][2]["qas"][0]["question"]
+    bad = tmp_path / "broken.json"
+    bad.write_text(json.dumps(obj), encoding="utf-8")
+    out = tmp_path / "out"
+
+    result = eval_squad(bad, store, "--run-id", "broken-1", "--out", str(out))
+    assert result.exit_code == 2
+    assert "broken.json: data[1].paragraphs[2].qas[0]: missing 'question'" in result.output
+    assert sql(store, "SELECT count(*) FROM eval_runs WHERE id = 'broken-1'") == [(0,)]
+    assert not out.exists()
+
+
+def test_jsonl_with_contexts_in_gold_mode(small_squad: Path, store: Path, tmp_path: Path) -> None:
+    article = json.loads(small_squad.read_text(encoding="utf-8"))["data"][1]
+    records = [
+        {
+            "id": qa["id"],
+            "question": qa["question"],
+            "answers": [a["text"] for a in qa["answers"]],
+            "context": paragraph["context"],
+            "source": article["title"],
+        }
+        for paragraph in article["paragraphs"][:3]
+        for qa in paragraph["qas"][:2]
+    ]
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    out = tmp_path / "run"
+
+    result = rag("eval", "jsonl", "--data", data, "--store", store, "--mode", "gold", "--out", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    predictions = json.loads((out / "predictions.json").read_text(encoding="utf-8"))
+    assert sorted(predictions) == sorted(r["id"] for r in records)
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+    official = squad_v1_scores({r["id"]: r["answers"] for r in records}, predictions)
+    assert metrics["f1"] == pytest.approx(official.f1)
+    assert metrics["recall@20"] >= metrics["recall@1"] > 0
+
+
+def test_importing_the_cli_loads_no_heavy_library() -> None:
+    code = (
+        "import sys, rag.cli; "
+        "heavy = {'torch', 'sentence_transformers', 'matplotlib', 'transformers'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

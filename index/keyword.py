@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 # Lucene's classic English stop set: the words too common to rank by.
@@ -45,12 +45,11 @@ def query_terms(query: str) -> list[str]:
     return list(seen)
 
 
-def install(engine: Engine) -> None:
-    """Create the keyword index for this database if it is missing."""
-    statements = _SQLITE_DDL if engine.dialect.name == "sqlite" else _POSTGRES_DDL
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.execute(text(statement))
+def install(connection: Connection) -> None:
+    """Create the keyword index for this database if it is missing (called by the schema migration)."""
+    statements = _SQLITE_DDL if connection.dialect.name == "sqlite" else _POSTGRES_DDL
+    for statement in statements:
+        connection.execute(text(statement))
 
 
 def search(session: Session, query: str, k: int, collection_id: int) -> list[tuple[int, float]]:

@@ -19,10 +19,10 @@ import numpy as np
 from sqlalchemy import Engine, create_engine, delete, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from index import keyword, manifest
+from index import keyword, manifest, schema
 from index.embedder import DEFAULT_EMBEDDER, SentenceTransformerEmbedder
 from index.errors import EmbedderMismatchError, NotFoundError
-from index.models import Base, Chunk, Collection, Document, IngestRun, utcnow
+from index.models import Chunk, Collection, Document, IngestRun, utcnow
 from index.types import AddResult, ConsistencyReport, DocumentIn, Embedder, Passage
 from index.vectors import FaissIndex
 
@@ -79,8 +79,7 @@ class Store:
                 f"it cannot be used with {embedder.name!r}. Open it without an embedder, or use a new store."
             )
         engine = create_db_engine(database_url or f"sqlite:///{root / 'store.db'}")
-        Base.metadata.create_all(engine)
-        keyword.install(engine)
+        schema.upgrade(engine)
         return cls(root, engine, embedder)
 
     def close(self) -> None:

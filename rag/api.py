@@ -23,7 +23,9 @@ class RAG:
         self.store = store
         self.generator = generator
         self.settings = settings
-        self.retriever = StoreRetriever(store, settings.retrieval, settings.candidates, settings.rrf_k)
+        self.retriever = StoreRetriever(
+            store, settings.retrieval, settings.candidates, settings.rrf_k, settings.fusion, settings.dense_weight
+        )
 
     @classmethod
     def open(

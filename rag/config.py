@@ -13,6 +13,7 @@ from rag.models import DEFAULT_GENERATOR
 
 RetrievalMode = Literal["hybrid", "dense", "keyword"]
 AnswerStyle = Literal["short", "sentence"]
+FusionMethod = Literal["zscore", "rrf"]
 
 
 class RagSettings(BaseSettings):
@@ -24,10 +25,12 @@ class RagSettings(BaseSettings):
     embedder: str | None = Field(default=None, description="default: the store's own, or " + DEFAULT_EMBEDDER)
     generator: str = Field(default=DEFAULT_GENERATOR, description="packaged short name, GGUF file, folder or hub name")
     # Measured on 2 cores: transformers 1.1 s/question (batched), llama.cpp 1.7 s (no batching here).
-    backend: Literal["auto", "llamacpp", "transformers"] = "transformers"
+    backend: Literal["auto", "llamacpp", "transformers", "openai"] = "transformers"
     retrieval: RetrievalMode = "hybrid"
     k: int = Field(default=5, ge=1, le=200)
     context_k: int = Field(default=3, ge=1, le=50, description="top passages handed to the generator")
+    fusion: FusionMethod = "zscore"
+    dense_weight: float = Field(default=0.45, ge=0.0, le=1.0, description="weight of dense scores in zscore fusion")
     rrf_k: int = Field(default=60, ge=1)
     candidates: int = Field(default=50, ge=1, description="hits taken from each retriever before fusion")
     answer_style: AnswerStyle = "short"

@@ -29,8 +29,8 @@ ROME = make_doc("rome.txt", ["Rome is the capital of Italy.", "The Colosseum hel
 
 
 @pytest.fixture()
-def store(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Store:
-    opened = Store.open(tmp_path / "store", embedder=embedder)
+def store(tmp_path: Path, embedder: SentenceTransformerEmbedder, database_url: str | None) -> Store:
+    opened = Store.open(tmp_path / "store", embedder=embedder, database_url=database_url)
     yield opened
     opened.close()
 
@@ -38,7 +38,8 @@ def store(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Store:
 def assert_consistent(store: Store) -> None:
     for report in store.check():
         assert report.consistent, report
-        assert report.sql_chunks == report.vector_chunks == report.keyword_chunks
+        assert report.sql_chunks == report.vector_chunks
+        assert report.keyword_chunks in (None, report.sql_chunks)  # None: PostgreSQL indexes the chunks table
 
 
 def test_add_then_search_dense_and_keyword(store: Store) -> None:
@@ -101,40 +102,50 @@ def test_collections_are_separate(store: Store) -> None:
         store.keyword_search("capital", 5, collection="missing")
 
 
-def test_crash_before_vector_save_is_repaired(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+def test_crash_before_vector_save_is_repaired(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder, database_url: str | None
+) -> None:
     root = tmp_path / "store"
-    with Store.open(root, embedder=embedder) as first:
+    with Store.open(root, embedder=embedder, database_url=database_url) as first:
         first.add([PARIS])
         first.add([ROME], save=False)  # SQL committed, FAISS file not rewritten: then the process "dies"
-    with Store.open(root, embedder=embedder) as reopened:
+    with Store.open(root, embedder=embedder, database_url=database_url) as reopened:
         report = reopened.check()[0]
         assert len(report.missing_vectors) == 2 and not report.consistent
         assert reopened.repair()[0].consistent
-    with Store.open(root, embedder=embedder) as again:
+    with Store.open(root, embedder=embedder, database_url=database_url) as again:
         assert again.check()[0].consistent
 
 
-def test_crash_after_sql_delete_drops_orphan_vectors(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+def test_crash_after_sql_delete_drops_orphan_vectors(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder, database_url: str | None
+) -> None:
     root = tmp_path / "store"
-    with Store.open(root, embedder=embedder) as first:
+    with Store.open(root, embedder=embedder, database_url=database_url) as first:
         first.add([PARIS, ROME])
         with first.engine.begin() as conn:  # rows deleted, vector file never rewritten
             rome = "(SELECT id FROM documents WHERE source = 'rome.txt')"
             conn.execute(text(f"DELETE FROM chunks WHERE document_id = {rome}"))
             conn.execute(text("DELETE FROM documents WHERE source='rome.txt'"))
-    with Store.open(root, embedder=embedder) as reopened:
+    with Store.open(root, embedder=embedder, database_url=database_url) as reopened:
         assert len(reopened.check()[0].orphan_vectors) == 2
         repaired = reopened.repair()[0]
         assert repaired.consistent and repaired.sql_chunks == 2
 
 
-def test_other_embedder_is_refused(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+def test_other_embedder_is_refused(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder, database_url: str | None
+) -> None:
     root = tmp_path / "store"
-    with Store.open(root, embedder=embedder) as first:
+    with Store.open(root, embedder=embedder, database_url=database_url) as first:
         first.add([PARIS])
     with pytest.raises(EmbedderMismatchError, match="all-MiniLM-L6-v2"):
-        Store.open(root, embedder=SentenceTransformerEmbedder("sentence-transformers/all-mpnet-base-v2"))
-    with Store.open(root) as default:  # no embedder given: the store's own is used
+        Store.open(
+            root,
+            embedder=SentenceTransformerEmbedder("sentence-transformers/all-mpnet-base-v2"),
+            database_url=database_url,
+        )
+    with Store.open(root, database_url=database_url) as default:  # no embedder given: the store's own is used
         assert default.embedder.name == embedder.name
 
 
@@ -146,3 +157,11 @@ def test_manifest_records_embedder_and_counts(store: Store) -> None:
     assert manifest["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert manifest["dimension"] == 384
     assert manifest["collections"]["default"] == {"documents": 1, "chunks": 2}
+
+
+def test_schema_is_at_the_newest_migration(store: Store) -> None:
+    from index import schema
+
+    assert schema.current_revision(store.engine) == "0001"
+    schema.upgrade(store.engine)  # idempotent: an up-to-date store upgrades to itself
+    assert schema.current_revision(store.engine) == "0001"

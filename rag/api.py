@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -134,11 +135,24 @@ class RAG:
     ) -> Answer:
         extra = {"generator": self.generator.name}
         if generation is None or declines(generation.text):
-            return Answer(question, NO_ANSWER, [], passages, timings, abstained=True, extra=extra)
+            return Answer(question, NO_ANSWER, [], passages, timings, abstained=True, no_answer_score=1.0, extra=extra)
         text = generation.text.strip()
+        score = no_answer_score(generation)
+        if score is not None and score > self.settings.no_answer_threshold:
+            extra["candidate"] = text
+            return Answer(
+                question, NO_ANSWER, [], passages, timings, abstained=True, no_answer_score=score, extra=extra
+            )
         if generation.span is not None:
             where = generation.span
             citations = [cite(context[where.index], where.index + 1, where.start, where.end)]
         else:
             citations = ground(text, context)
-        return Answer(question, text, citations, passages, timings, extra=extra)
+        return Answer(question, text, citations, passages, timings, no_answer_score=score, extra=extra)
+
+
+def no_answer_score(generation: Generation) -> float | None:
+    """1 - the model's own mean token probability for its answer: high when the evidence is weak."""
+    if generation.mean_logprob is None:
+        return None
+    return 1.0 - math.exp(generation.mean_logprob)

@@ -178,5 +178,27 @@ from eval.cli import eval_app  # noqa: E402 - eval imports rag, so the sub-app j
 app.add_typer(eval_app, name="eval", help="Offline evaluation runs")
 
 
+@app.command()
+def serve(
+    store: StoreOpt = None,
+    collection: CollectionOpt = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Serve the store over HTTP: OpenAI-compatible chat, the QA API, uploads and a web chat page at /."""
+    _quiet_libraries()
+    import uvicorn
+
+    from rag.api import RAG
+    from rag.service import ServiceSettings, create_app
+
+    settings = settings_for(store, collection=collection)
+    qa = RAG.open(settings=settings)
+    try:
+        uvicorn.run(create_app(qa, ServiceSettings()), host=host, port=port)
+    finally:
+        qa.close()
+
+
 if __name__ == "__main__":
     app()

@@ -37,5 +37,8 @@ class RagSettings(BaseSettings):
     span_answers: bool = Field(default=True, description="copy answers verbatim out of the passages")
     max_new_tokens: int = Field(default=32, ge=1, le=4096)
     min_dense_score: float = Field(default=0.2, description="below this cosine, a passage counts as unrelated")
+    no_answer_threshold: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="abstain when the answer's no-answer score exceeds this"
+    )
     chunk_tokens: int = Field(default=254, ge=16)
     overlap_tokens: int = Field(default=32, ge=0)

@@ -24,9 +24,19 @@ def _transformers(location: ModelLocation, name: str) -> Generator:
     return TransformersGenerator(location, name)
 
 
+def _openai(location: ModelLocation, name: str) -> Generator:
+    """A remote OpenAI-compatible server at RAG_OPENAI_BASE_URL; the generator name is the remote model's."""
+    import os
+
+    from rag.generators.openai_backend import OpenAIGenerator
+
+    return OpenAIGenerator(os.environ.get("RAG_OPENAI_BASE_URL", ""), name, os.environ.get("RAG_OPENAI_API_KEY"))
+
+
 BACKENDS: dict[str, Callable[[ModelLocation, str], Generator]] = {
     "llamacpp": _llamacpp,
     "transformers": _transformers,
+    "openai": _openai,
 }
 
 

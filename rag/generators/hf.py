@@ -151,16 +151,27 @@ class TransformersGenerator:
             ]
             kwargs["logits_processor"] = LogitsProcessorList([SpanLogitsProcessor(constraints, prompt_len)])
         with self._lock, torch.inference_mode():
-            output = self.model.generate(**inputs, **kwargs)
+            # Raw logits (before the span constraint) score how much the model itself believes the answer.
+            output = self.model.generate(**inputs, **kwargs, output_logits=True, return_dict_in_generate=True)
+        generated = output.sequences[:, prompt_len:]
+        logprobs = torch.stack(output.logits, dim=1).float().log_softmax(-1) if output.logits else None
+        stop_set = set(stop_ids)
         generations = []
-        for row, generated in enumerate(output[:, prompt_len:]):
-            ids = [int(t) for t in generated if int(t) != self.tokenizer.pad_token_id]
+        for row in range(generated.shape[0]):
+            tokens = [int(t) for t in generated[row]]
+            length = next((j for j, t in enumerate(tokens) if t in stop_set), len(tokens))
+            ids = tokens[:length]
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             for stop in first.stop:
                 text = text.split(stop)[0] if stop else text
+            mean_logprob = None
+            if logprobs is not None and ids:
+                mean_logprob = float(logprobs[row, torch.arange(length), torch.tensor(ids)].mean())
             match = constraints[row].locate(ids) if constraints else None
             span = SpanLocation(match.passage_index, match.start, match.end) if match else None
-            generations.append(Generation(text=match.text if match else text, tokens=len(ids), span=span))
+            generations.append(
+                Generation(text=match.text if match else text, tokens=length, span=span, mean_logprob=mean_logprob)
+            )
         return generations
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:

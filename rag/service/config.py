@@ -1,0 +1,43 @@
+"""The HTTP service's own settings, read once at start-up from arguments and RAG_* variables."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from rag.config import AnswerStyle
+
+
+def _split_commas(value: Any) -> Any:
+    """`a,b` in the environment -> ["a", "b"]; lists pass through."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class ServiceSettings(BaseSettings):
+    """RAG_API_KEYS=key1,key2 turns authentication on; RAG_MODEL_ALIASES is JSON: {"gpt-4o": "default"}."""
+
+    # extra="ignore": the RAG_* variables of RagSettings share the prefix.
+    model_config = SettingsConfigDict(env_prefix="RAG_", frozen=True, extra="ignore")
+
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list, description="comma-separated")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_concurrency: int = Field(default=4, ge=1, le=256, description="model requests in flight at once")
+    queue_wait_s: float = Field(default=0.25, ge=0, le=30, description="wait this long for a free slot, then 429")
+    retry_after_s: int = Field(default=1, ge=1)
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    max_prompt_tokens: int = Field(default=2048, ge=16, description="tokens of conversation a request may carry")
+    max_output_tokens: int = Field(default=512, ge=1, description="max_tokens is clamped to this")
+    default_max_tokens: int = Field(default=128, ge=1, description="output tokens when a request names none")
+    model_aliases: dict[str, str] = Field(default_factory=dict, description="model name -> collection")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="comma-separated")
+    chat_style: AnswerStyle = "sentence"
+    chat_span: bool = Field(default=False, description="constrain chat answers to text copied from the passages")
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return _split_commas(value)

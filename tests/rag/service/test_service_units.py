@@ -1,0 +1,171 @@
+"""The service's parts without a server: query condensing, file names, keys, the concurrency limiter, settings."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rag.conversation import condense_query, is_follow_up
+from rag.service.auth import ApiKeys
+from rag.service.config import ServiceSettings
+from rag.service.limits import ConcurrencyLimiter
+from rag.service.openai_schema import ApiError
+from rag.service.uploads import check_collection, safe_filename
+
+pytestmark = pytest.mark.unit
+
+
+def turns(*texts: str) -> list[dict[str, str]]:
+    roles = ["user", "assistant"]
+    return [{"role": roles[i % 2], "content": text} for i, text in enumerate(texts)]
+
+
+class TestCondenseQuery:
+    def test_a_standalone_question_is_left_alone(self) -> None:
+        messages = turns("Who was Ada Lovelace?", "A mathematician.", "Where was Nikola Tesla born in 1856?")
+        assert condense_query(messages) == "Where was Nikola Tesla born in 1856?"
+
+    def test_a_pronoun_follow_up_gets_the_earlier_topic(self) -> None:
+        messages = turns("Who was Ada Lovelace?", "An English mathematician.", "and when did she die?")
+        assert condense_query(messages) == "Ada Lovelace and when did she die?"
+
+    def test_what_about_and_short_turns_are_follow_ups(self) -> None:
+        assert condense_query(turns("Where is Mount Etna?", "Sicily.", "what about its height")).startswith(
+            "Mount Etna"
+        )
+        assert condense_query(turns("Which team won Super Bowl 50?", "Denver.", "final score?")) == (
+            "team won Super Bowl 50 final score?"
+        )
+
+    def test_a_chain_of_follow_ups_walks_back_to_the_standalone_question(self) -> None:
+        messages = turns("Who was Ada Lovelace?", "...", "where was she born?", "...", "and when did she die?")
+        assert condense_query(messages) == "Ada Lovelace born and when did she die?"
+
+    def test_assistant_turns_and_system_messages_are_not_used(self) -> None:
+        messages = [
+            {"role": "system", "content": "Be brief about Paris."},
+            *turns("Who was Ada Lovelace?", "She lived in London.", "when did she die?"),
+        ]
+        assert condense_query(messages) == "Ada Lovelace when did she die?"
+
+    def test_no_user_turn_gives_an_empty_query(self) -> None:
+        assert condense_query([{"role": "system", "content": "hello"}]) == ""
+
+    @pytest.mark.parametrize(
+        ("question", "expected"),
+        [
+            ("and then?", True),
+            ("What about Tesla's inventions and patents in America?", True),
+            ("Why is that important for the sourdough starter?", True),
+            ("How long does a sourdough starter take to become active?", False),
+        ],
+    )
+    def test_is_follow_up(self, question: str, expected: bool) -> None:
+        assert is_follow_up(question) is expected
+
+
+class TestUploadNames:
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [
+            ("../../evil.txt", "evil.txt"),
+            ("/etc/passwd", "passwd"),
+            ("..\\..\\windows\\win.ini", "win.ini"),
+            (".bashrc", "bashrc"),
+            ("report v2.md", "report v2.md"),
+            ("a..b.txt", "a.b.txt"),
+            ("rm -rf $(x);.md", "rm -rf _x_.md"),
+        ],
+    )
+    def test_names_are_reduced_to_a_safe_base_name(self, name: str, expected: str) -> None:
+        assert safe_filename(name) == expected
+
+    @pytest.mark.parametrize("name", ["", "..", "../..", "...", "dir/"])
+    def test_unusable_names_are_refused(self, name: str) -> None:
+        with pytest.raises(ApiError) as caught:
+            safe_filename(name)
+        assert caught.value.status == 400
+
+    def test_collection_names_are_checked(self) -> None:
+        assert check_collection("my-docs_2") == "my-docs_2"
+        for bad in ("../x", ".hidden", "", "a/b", "x" * 80):
+            with pytest.raises(ApiError):
+                check_collection(bad)
+
+
+class TestApiKeys:
+    def test_keys_are_kept_as_digests_and_checked(self) -> None:
+        keys = ApiKeys(["s3cret", "other"])
+        assert keys.enabled
+        assert "s3cret" not in repr(vars(keys))
+        assert keys.allows("Bearer s3cret") and keys.allows("bearer other")
+        for header in (None, "", "Bearer", "Bearer wrong", "Basic s3cret", "s3cret"):
+            assert not keys.allows(header)
+
+    def test_no_keys_means_no_authentication(self) -> None:
+        assert ApiKeys([]).allows(None)
+
+
+class TestConcurrencyLimiter:
+    def test_a_full_limiter_refuses_with_retry_after_and_frees_slots_when_work_ends(self) -> None:
+        limiter = ConcurrencyLimiter(1, wait_s=0.05, retry_after_s=3)
+
+        async def scenario() -> None:
+            await limiter.acquire()
+            with pytest.raises(ApiError) as caught:
+                await limiter.acquire()
+            assert caught.value.status == 429 and caught.value.headers["Retry-After"] == "3"
+            limiter.release()
+            assert await limiter.run(lambda x: x * 2, 21, timeout=5) == 42
+            assert limiter.active == 0
+
+        asyncio.run(scenario())
+        limiter.close()
+
+    def test_a_slow_call_times_out_with_504_but_keeps_its_slot_until_it_ends(self) -> None:
+        import threading
+
+        release = threading.Event()
+        limiter = ConcurrencyLimiter(1, wait_s=0.0)
+
+        async def scenario() -> None:
+            with pytest.raises(ApiError) as caught:
+                await limiter.run(release.wait, timeout=0.05)
+            assert caught.value.status == 504
+            assert limiter.active == 1  # the thread still runs: its slot is still taken
+            with pytest.raises(ApiError):
+                await limiter.acquire()
+            release.set()
+            for _ in range(100):
+                if limiter.active == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert limiter.active == 0
+
+        asyncio.run(scenario())
+        limiter.close()
+
+    def test_waiting_briefly_gets_a_slot_freed_meanwhile(self) -> None:
+        limiter = ConcurrencyLimiter(1, wait_s=1.0)
+
+        async def scenario() -> None:
+            await limiter.acquire()
+            asyncio.get_running_loop().call_later(0.05, limiter.release)
+            await limiter.acquire()
+            limiter.release()
+
+        asyncio.run(scenario())
+
+
+def test_service_settings_read_comma_lists_and_json_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_API_KEYS", "one, two")
+    monkeypatch.setenv("RAG_MODEL_ALIASES", '{"gpt-4o": "default"}')
+    monkeypatch.setenv("RAG_CORS_ORIGINS", "http://a.example,http://b.example")
+    monkeypatch.setenv("RAG_MAX_CONCURRENCY", "2")
+    settings = ServiceSettings()
+    assert [k.get_secret_value() for k in settings.api_keys] == ["one", "two"]
+    assert "one" not in repr(settings)
+    assert settings.model_aliases == {"gpt-4o": "default"}
+    assert settings.cors_origins == ["http://a.example", "http://b.example"]
+    assert settings.max_concurrency == 2

@@ -1,6 +1,6 @@
 """Ingestion benchmark: all SQuAD v1.1 dev paragraphs into a fresh store; prints throughput and peak memory.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/squad_ingest.py [--data PATH] [--store DIR]
+HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/squad_ingest.py [--data PATH] [--store DIR]
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ class RagSettings(BaseSettings):
     candidates: int = Field(default=50, ge=1, description="hits taken from each retriever before fusion")
     answer_style: AnswerStyle = "short"
     span_answers: bool = Field(default=True, description="copy answers verbatim out of the passages")
-    max_new_tokens: int = Field(default=32, ge=1, le=4096)
+    max_new_tokens: int = Field(default=24, ge=1, le=4096)
     min_dense_score: float = Field(default=0.2, description="below this cosine, a passage counts as unrelated")
     no_answer_threshold: float = Field(
         default=1.0, ge=0.0, le=1.0, description="abstain when the answer's no-answer score exceeds this"

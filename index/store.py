@@ -275,7 +275,8 @@ class Store:
             allowed = self._filtered_chunk_ids(session, cid, filters) if filters else None
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in range(len(query_vectors))]
-        scores, ids = self._index(cid).search(query_vectors, k, allowed)
+        with self._lock:  # a search must not run while a writer mutates the same FAISS index
+            scores, ids = self._index(cid).search(query_vectors, k, allowed)
         return [
             [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
             for row_ids, row_scores in zip(ids, scores, strict=True)

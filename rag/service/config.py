@@ -25,7 +25,8 @@ class ServiceSettings(BaseSettings):
 
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list, description="comma-separated")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    max_concurrency: int = Field(default=4, ge=1, le=256, description="model requests in flight at once")
+    # The CPU generator runs one generation at a time: more slots only queue inside the server.
+    max_concurrency: int = Field(default=2, ge=1, le=256, description="model requests in flight at once")
     queue_wait_s: float = Field(default=0.25, ge=0, le=30, description="wait this long for a free slot, then 429")
     retry_after_s: int = Field(default=1, ge=1)
     request_timeout_s: float = Field(default=120.0, gt=0)

@@ -33,10 +33,13 @@ class RAG:
         cls,
         store: str | Path | None = None,
         settings: RagSettings | None = None,
-        generator: Generator | None = None,
+        generator: Generator | str | None = None,
         **overrides: Any,
     ) -> RAG:
-        """Open a store folder; `overrides` are RagSettings fields (generator="gemma-3-270m", k=8, ...)."""
+        """Open a store folder; `generator` is a Generator or a model name (generator="gemma-3-270m");
+        `overrides` are other RagSettings fields (k=8, retrieval="dense", ...)."""
+        if isinstance(generator, str):
+            overrides["generator"], generator = generator, None
         base = settings or RagSettings()
         update = dict(overrides, **({"store": Path(store)} if store is not None else {}))
         settings = base.model_copy(update=update) if update else base

@@ -28,7 +28,8 @@ class RagSettings(BaseSettings):
     backend: Literal["auto", "llamacpp", "transformers", "openai"] = "transformers"
     retrieval: RetrievalMode = "hybrid"
     k: int = Field(default=5, ge=1, le=200)
-    context_k: int = Field(default=3, ge=1, le=50, description="top passages handed to the generator")
+    # Measured on 150 SQuAD questions: one passage EM 14.0 at 0.86 s/question, three passages EM 5.3 at 1.85 s.
+    context_k: int = Field(default=1, ge=1, le=50, description="top passages handed to the short-answer generator")
     fusion: FusionMethod = "zscore"
     dense_weight: float = Field(default=0.45, ge=0.0, le=1.0, description="weight of dense scores in zscore fusion")
     rrf_k: int = Field(default=60, ge=1)

@@ -13,6 +13,7 @@ from rag.config import AnswerStyle, RagSettings
 from rag.generators import create_generator
 from rag.grounding import cite, declines, ground
 from rag.prompt import NO_ANSWER, sentence_messages, short_prompt
+from rag.rerank import CrossEncoderReranker
 from rag.retriever import StoreRetriever
 from rag.types import Answer, Generation, GenerationRequest, Generator
 
@@ -24,8 +25,16 @@ class RAG:
         self.store = store
         self.generator = generator
         self.settings = settings
+        reranker = CrossEncoderReranker(settings.reranker) if settings.reranker else None
         self.retriever = StoreRetriever(
-            store, settings.retrieval, settings.candidates, settings.rrf_k, settings.fusion, settings.dense_weight
+            store,
+            settings.retrieval,
+            settings.candidates,
+            settings.rrf_k,
+            settings.fusion,
+            settings.dense_weight,
+            reranker,
+            settings.rerank_candidates,
         )
 
     @classmethod
@@ -56,9 +65,16 @@ class RAG:
         self.generator.load()
 
     def retrieve(
-        self, query: str, k: int | None = None, collection: str | None = None, filters: Mapping[str, Any] | None = None
+        self,
+        query: str,
+        k: int | None = None,
+        collection: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        documents: bool = False,
     ) -> list[Passage]:
-        return self.retriever.retrieve(query, k or self.settings.k, collection or self.settings.collection, filters)
+        """Top-k passages; `documents=True` returns one (the best) passage per document."""
+        k = k or self.settings.k
+        return self.retriever.retrieve(query, k, collection or self.settings.collection, filters, documents)
 
     def ask(
         self,

@@ -33,6 +33,8 @@ class RagSettings(BaseSettings):
     fusion: FusionMethod = "zscore"
     dense_weight: float = Field(default=0.45, ge=0.0, le=1.0, description="weight of dense scores in zscore fusion")
     rrf_k: int = Field(default=60, ge=1)
+    reranker: str | None = Field(default=None, description="cross-encoder name or path; off by default")
+    rerank_candidates: int = Field(default=20, ge=1, description="first-stage hits the reranker reorders")
     candidates: int = Field(default=50, ge=1, description="hits taken from each retriever before fusion")
     answer_style: AnswerStyle = "short"
     span_answers: bool = Field(default=True, description="copy answers verbatim out of the passages")

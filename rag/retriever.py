@@ -10,6 +10,7 @@ import numpy as np
 
 from index import Passage, Store
 from rag.config import FusionMethod, RetrievalMode
+from rag.rerank import CrossEncoderReranker, best_per_document
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], rrf_k: int = 60) -> list[tuple[int, float]]:
@@ -50,6 +51,8 @@ class StoreRetriever:
         rrf_k: int = 60,
         fusion: FusionMethod = "zscore",
         dense_weight: float = 0.45,
+        reranker: CrossEncoderReranker | None = None,
+        rerank_candidates: int = 20,
     ) -> None:
         self.store = store
         self.mode = mode
@@ -57,14 +60,42 @@ class StoreRetriever:
         self.rrf_k = rrf_k
         self.fusion = fusion
         self.dense_weight = dense_weight
+        self.reranker = reranker
+        self.rerank_candidates = rerank_candidates
 
-    def retrieve(self, query: str, k: int, collection: str, filters: Mapping[str, Any] | None = None) -> list[Passage]:
-        return self.retrieve_many([query], k, collection, filters)[0]
+    def retrieve(
+        self,
+        query: str,
+        k: int,
+        collection: str,
+        filters: Mapping[str, Any] | None = None,
+        documents: bool = False,
+    ) -> list[Passage]:
+        return self.retrieve_many([query], k, collection, filters, documents)[0]
 
     def retrieve_many(
-        self, queries: Sequence[str], k: int, collection: str, filters: Mapping[str, Any] | None = None
+        self,
+        queries: Sequence[str],
+        k: int,
+        collection: str,
+        filters: Mapping[str, Any] | None = None,
+        documents: bool = False,
     ) -> list[list[Passage]]:
-        """Batched: one embedding call for all queries."""
+        """Batched: one embedding call for all queries. `documents=True`: one hit per document."""
+        if self.reranker is None and not documents:
+            return self._first_stage(queries, k, collection, filters)
+        # Fetch deeper when a later stage will reorder or merge hits.
+        depth = max(k, self.rerank_candidates) if self.reranker else k * 4
+        results = self._first_stage(queries, depth, collection, filters)
+        if self.reranker is not None:
+            results = [self.reranker.rerank(q, hits, len(hits)) for q, hits in zip(queries, results, strict=True)]
+        if documents:
+            results = [best_per_document(hits) for hits in results]
+        return [hits[:k] for hits in results]
+
+    def _first_stage(
+        self, queries: Sequence[str], k: int, collection: str, filters: Mapping[str, Any] | None
+    ) -> list[list[Passage]]:
         depth = max(k, self.candidates) if self.mode == "hybrid" else k
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if self.mode in ("dense", "hybrid"):

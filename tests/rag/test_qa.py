@@ -106,3 +106,9 @@ def test_cli_ask_prints_answer_and_sources(qa: RAG) -> None:
     payload = json.loads(result.output)
     assert payload["passages"] and payload["timings"]["total"] > 0
     assert payload["citations"][0]["source"].endswith(tuple(f"/{i}" for i in range(60)))
+
+
+def test_retrieve_documents_returns_each_document_once(qa: RAG) -> None:
+    passages = qa.retrieve("Super Bowl 50 halftime show", k=5, documents=True)
+    assert len(passages) == 5
+    assert len({p.document_id for p in passages}) == 5

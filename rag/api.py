@@ -115,7 +115,7 @@ class RAG:
         style = style or self.settings.answer_style
         span = self.settings.span_answers if span is None else span
         contexts = [list(p[: self.settings.context_k]) for p in passages]
-        todo = [i for i, context in enumerate(contexts) if self._relevant(context)]
+        todo = [i for i, retrieved in enumerate(passages) if self.relevant(retrieved)]
         started = time.perf_counter()
         generations = self.generator.generate([self.request(questions[i], contexts[i], style, span) for i in todo])
         generate_s = (time.perf_counter() - started) / max(1, len(todo))
@@ -138,11 +138,12 @@ class RAG:
         prompt = self.generator.format_chat(sentence_messages(question, context))
         return GenerationRequest(prompt, max(self.settings.max_new_tokens, 96), ("\n\n",), spans)
 
-    def _relevant(self, context: Sequence[Passage]) -> bool:
-        dense = [p.dense_score for p in context if p.dense_score is not None]
+    def relevant(self, passages: Sequence[Passage]) -> bool:
+        """Whether anything retrieved is close enough to the question to answer from."""
+        dense = [p.dense_score for p in passages if p.dense_score is not None]
         if dense:
             return max(dense) >= self.settings.min_dense_score
-        return bool(context)
+        return bool(passages)
 
     def _answer(
         self,

@@ -43,7 +43,7 @@ def stream_answer(
     retrieved = time.perf_counter()
     context = passages[: qa.settings.context_k]
     extra = {"generator": qa.generator.name, "prompt_tokens": 0, "completion_tokens": 0}
-    if not qa._relevant(context):  # the same rule as RAG.ask: nothing related was found
+    if not qa.relevant(passages):  # the same rule as RAG.ask: nothing related was found
         yield NO_ANSWER
         timings = {"retrieve": retrieved - started, "first_token": retrieved - started, "generate": 0.0}
         yield Answer(question, NO_ANSWER, [], passages, {**timings, "total": timings["retrieve"]}, True, extra=extra)

@@ -57,6 +57,28 @@ def _convert_gguf(gguf_path: str, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+class _LogprobRecorder:
+    """A logits processor that keeps each chosen token's log-probability and only one step of scores:
+    keeping every step's logits would hold batch x steps x vocabulary floats (400 MB for Gemma at batch 16)."""
+
+    def __init__(self) -> None:
+        self.steps: list[Any] = []
+        self._last: Any = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self._last is not None:  # the token chosen at the previous step is the last input id now
+            self.steps.append(self._last.gather(1, input_ids[:, -1:]).squeeze(1))
+        self._last = scores.float().log_softmax(-1)
+        return scores
+
+    def finish(self, last_tokens: Any) -> Any:
+        import torch
+
+        if self._last is not None:
+            self.steps.append(self._last.gather(1, last_tokens[:, None]).squeeze(1))
+        return torch.stack(self.steps, dim=1)
+
+
 class TransformersGenerator:
     def __init__(self, location: ModelLocation, name: str, device: str | None = None) -> None:
         self.location = location
@@ -150,11 +172,13 @@ class TransformersGenerator:
                 for r in requests
             ]
             kwargs["logits_processor"] = LogitsProcessorList([SpanLogitsProcessor(constraints, prompt_len)])
+        recorder = _LogprobRecorder()
+        # First in the list: it sees the model's raw scores, before the span constraint masks them.
+        kwargs["logits_processor"] = LogitsProcessorList([recorder, *kwargs.get("logits_processor", [])])
         with self._lock, torch.inference_mode():
-            # Raw logits (before the span constraint) score how much the model itself believes the answer.
-            output = self.model.generate(**inputs, **kwargs, output_logits=True, return_dict_in_generate=True)
+            output = self.model.generate(**inputs, **kwargs, return_dict_in_generate=True)
         generated = output.sequences[:, prompt_len:]
-        logprobs = torch.stack(output.logits, dim=1).float().log_softmax(-1) if output.logits else None
+        token_logprobs = recorder.finish(generated[:, -1])
         stop_set = set(stop_ids)
         generations = []
         for row in range(generated.shape[0]):
@@ -165,8 +189,8 @@ class TransformersGenerator:
             for stop in first.stop:
                 text = text.split(stop)[0] if stop else text
             mean_logprob = None
-            if logprobs is not None and ids:
-                mean_logprob = float(logprobs[row, torch.arange(length), torch.tensor(ids)].mean())
+            if ids:
+                mean_logprob = float(token_logprobs[row, :length].mean())
             match = constraints[row].locate(ids) if constraints else None
             span = SpanLocation(match.passage_index, match.start, match.end) if match else None
             generations.append(

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from rag.config import RagSettings
+from rag.config import RagSettings, settings_from
 
 eval_app = typer.Typer(help="Offline evaluation runs.", no_args_is_help=True, add_completion=False)
 
@@ -26,13 +26,6 @@ RetrievalOnlyOpt = Annotated[bool, typer.Option("--retrieval-only", help="retrie
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="questions per batch (and per commit)")]
 GeneratorOpt = Annotated[str | None, typer.Option("--generator", help="packaged name, GGUF file or folder")]
 QuietOpt = Annotated[bool, typer.Option("--no-progress", help="no progress bars")]
-
-
-def _settings(store: Path | None, **overrides: object) -> RagSettings:
-    update = {key: value for key, value in overrides.items() if value is not None}
-    if store is not None:
-        update["store"] = store
-    return RagSettings(**update)  # type: ignore[arg-type]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -73,7 +66,7 @@ def squad(
     no_progress: QuietOpt = False,
 ) -> None:
     """Evaluate on a SQuAD v1.1/v2.0 file: every paragraph goes into the dataset's own store."""
-    settings = _settings(store, generator=generator)
+    settings = settings_from(store, generator=generator)
     _run(
         "squad",
         data,
@@ -108,7 +101,7 @@ def jsonl(
 ) -> None:
     """Evaluate on JSONL records {question, answers, [id, context, source]}: with contexts they form the
     dataset's own store; without, questions are asked of --store/--collection."""
-    settings = _settings(store, generator=generator, collection=collection)
+    settings = settings_from(store, generator=generator, collection=collection)
     _run(
         "jsonl",
         data,
@@ -128,7 +121,7 @@ def jsonl(
 def _open_runs(store: Path | None):  # noqa: ANN202 - index.Store, imported lazily
     from index import Store
 
-    settings = _settings(store)
+    settings = settings_from(store)
     return Store.open(settings.store, database_url=settings.database_url)
 
 

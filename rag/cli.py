@@ -9,20 +9,12 @@ from typing import Annotated
 
 import typer
 
-from rag.config import RagSettings
+from rag.config import RagSettings, settings_from
 
 app = typer.Typer(help="Offline retrieval-augmented question answering.", no_args_is_help=True, add_completion=False)
 
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="store folder [env RAG_STORE; default ./store]")]
 CollectionOpt = Annotated[str | None, typer.Option("--collection", "-c", help="collection name [default: default]")]
-
-
-def settings_for(store: Path | None, **overrides: object) -> RagSettings:
-    """Settings from RAG_* variables, with command-line values on top."""
-    update = {key: value for key, value in overrides.items() if value is not None}
-    if store is not None:
-        update["store"] = store
-    return RagSettings(**update)  # type: ignore[arg-type]
 
 
 def _quiet_libraries() -> None:
@@ -62,7 +54,7 @@ def ingest(
     from ingest.loaders import LoaderOptions
     from ingest.pipeline import ingest_paths
 
-    settings = settings_for(
+    settings = settings_from(
         store, collection=collection, embedder=embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens
     )
     with _open_store(settings) as opened:
@@ -103,7 +95,7 @@ def ask(
     _quiet_libraries()
     from rag.api import RAG
 
-    settings = settings_for(store, collection=collection, generator=generator, answer_style=style)
+    settings = settings_from(store, collection=collection, generator=generator, answer_style=style)
     qa = RAG.open(settings=settings)
     try:
         answer = qa.ask(question, k=k)
@@ -132,7 +124,7 @@ def delete(
     _quiet_libraries()
     from index import NotFoundError
 
-    settings = settings_for(store, collection=collection)
+    settings = settings_from(store, collection=collection)
     with _open_store(settings) as opened:
         try:
             removed = opened.delete(source, settings.collection)
@@ -145,7 +137,7 @@ def delete(
 @app.command()
 def docs(store: StoreOpt = None, collection: CollectionOpt = None) -> None:
     """List stored documents."""
-    settings = settings_for(store, collection=collection)
+    settings = settings_from(store, collection=collection)
     with _open_store(settings) as opened:
         for doc in opened.documents(collection):
             typer.echo(f"{doc.id}\t{doc.collection}\t{doc.chunks} chunks\t{doc.source}")
@@ -158,7 +150,7 @@ def check(
 ) -> None:
     """Prove that SQL, FAISS and the keyword index hold the same chunk ids."""
     _quiet_libraries()
-    settings = settings_for(store)
+    settings = settings_from(store)
     with _open_store(settings) as opened:
         reports = opened.repair() if repair else opened.check()
     healthy = True
@@ -192,7 +184,7 @@ def serve(
     from rag.api import RAG
     from rag.service import ServiceSettings, create_app
 
-    settings = settings_for(store, collection=collection)
+    settings = settings_from(store, collection=collection)
     qa = RAG.open(settings=settings)
     try:
         uvicorn.run(create_app(qa, ServiceSettings()), host=host, port=port)

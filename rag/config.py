@@ -45,3 +45,11 @@ class RagSettings(BaseSettings):
     )
     chunk_tokens: int = Field(default=254, ge=16)
     overlap_tokens: int = Field(default=32, ge=0)
+
+
+def settings_from(store: Path | None, **overrides: object) -> RagSettings:
+    """Settings from RAG_* variables with the given values on top (None means "not given")."""
+    update = {key: value for key, value in overrides.items() if value is not None}
+    if store is not None:
+        update["store"] = store
+    return RagSettings(**update)  # type: ignore[arg-type]

@@ -216,9 +216,17 @@ class SpanConstraint:
             return self._eos
         nxt = {self._tracks[t].ids[p] for t, p, _ in cursors if p < len(self._tracks[t].ids)}
         ids = np.fromiter(nxt, dtype=np.int64, count=len(nxt))
-        if any(self._tracks[t].word_end[p] for t, p, _ in cursors):
+        if any(self._may_stop(t, p, start) for t, p, start in cursors):
             ids = np.union1d(ids, self._stops)
         return ids
+
+    def _may_stop(self, track: int, pos: int, start: int) -> bool:
+        """At a word end, with at least one letter or digit copied: an answer of bare punctuation or markup
+        ("`", "[11]" is fine, "[" is not) is never a complete answer."""
+        tr = self._tracks[track]
+        if pos == 0 or not tr.word_end[pos]:
+            return False
+        return any(ch.isalnum() for ch in self.passages[tr.passage][start : tr.ends[pos - 1]])
 
     def locate(self, generated: Sequence[int]) -> SpanMatch | None:
         """The passage span the answer tokens came from (trailing EOS/stop tokens ignored); word-aligned spans

@@ -283,3 +283,15 @@ def test_llama_cpp_answers_are_passage_spans(llama, passage, question):
     assert match is not None and match.text == answer and passage[match.start : match.end] == answer
     if question.startswith("When was the Eiffel Tower"):
         assert answer == "1889"
+
+
+def test_an_answer_of_bare_punctuation_cannot_end(hf_tokenizer, eos) -> None:
+    passage = "Install it with `pip install txtai` today."
+    tokenize = hf_tokenize_fn(hf_tokenizer)
+    constraint = SpanConstraint(tokenize, [passage], [eos])
+    tokens = tokenize(passage)
+    backtick = [t for t, s, e in tokens if passage[s:e].strip() == "`"]
+    assert backtick, "the tokenizer splits the backtick off"
+    assert eos not in constraint.allowed(backtick[:1]).tolist()
+    words = [t for t, s, e in tokens if s >= passage.index("pip") and e <= passage.index("txtai") + 5]
+    assert eos in constraint.allowed(words).tolist()  # "pip install txtai" may end

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from eval.errors import DatasetError
+from ingest.errors import LoadError
+from ingest.loaders.json_loader import iter_jsonl
 
 DatasetFormat = Literal["squad", "jsonl"]
 
@@ -154,19 +156,10 @@ def _squad_question(path: Path, where: str, qa: Any, context: str, title: str) -
 
 def _jsonl_questions(path: Path) -> list[EvalQuestion]:
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not UTF-8: {exc}") from exc
-    questions = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}: {where}: invalid JSON: {exc.msg}") from exc
-        questions.append(_jsonl_question(path, where, record, len(questions)))
+        records = list(iter_jsonl(path.read_bytes()))
+    except LoadError as exc:
+        raise DatasetError(f"{path}: {exc}") from exc
+    questions = [_jsonl_question(path, f"line {n}", record, i) for i, (n, record) in enumerate(records)]
     with_context = sum(q.context is not None for q in questions)
     if 0 < with_context < len(questions):
         raise DatasetError(f"{path}: {with_context} of {len(questions)} records have a 'context'; all or none must")

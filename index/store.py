@@ -63,6 +63,7 @@ class Store:
         self.embedder = embedder
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._vectors: dict[int, FaissIndex] = {}
+        self._dirty: set[int] = set()  # collections whose vectors changed since the last save
         self._lock = threading.RLock()
 
     @classmethod
@@ -132,8 +133,9 @@ class Store:
     def save(self) -> None:
         """Persist loaded vector indexes atomically, then the manifest."""
         with self._lock:
-            for cid, index in self._vectors.items():
-                index.save(self._vector_path(cid))
+            for cid in sorted(self._dirty):
+                self._vectors[cid].save(self._vector_path(cid))
+            self._dirty.clear()
             counts = {}
             with self.session() as session:
                 rows = session.execute(
@@ -179,6 +181,7 @@ class Store:
             index = self._index(cid)
             index.remove(old_ids)
             index.add(new_ids, vectors)
+            self._dirty.add(cid)
             if save:
                 self.save()
             return AddResult(
@@ -210,6 +213,7 @@ class Store:
             chunk_ids = self._delete_rows(session, cid, [source])
             session.commit()
             self._index(cid).remove(chunk_ids)
+            self._dirty.add(cid)
             self.save()
             return len(chunk_ids)
 
@@ -247,6 +251,7 @@ class Store:
                 with self.session() as session:
                     cid = self._collection_id(session, report.collection)
                     index = self._index(cid)
+                    self._dirty.add(cid)
                     index.remove(np.array(report.orphan_vectors, dtype=np.int64))
                     missing = list(report.missing_vectors)
                     for start in range(0, len(missing), batch_size):

@@ -41,10 +41,6 @@ class FaissIndex:
     def dimension(self) -> int:
         return int(self._index.d)
 
-    @property
-    def on_gpu(self) -> bool:
-        return self._use_gpu
-
     def __len__(self) -> int:
         return int(self._index.ntotal)
 

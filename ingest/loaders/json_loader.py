@@ -17,21 +17,24 @@ _RECORD_LISTS = ("data", "documents", "records")
 _SCALARS = (str, int, float, bool)
 
 
-def parse_jsonl(data: bytes) -> list[Any]:
-    """One JSON value per non-blank line; a bad line is a LoadError naming its (1-based) number."""
+def iter_jsonl(data: bytes) -> Iterator[tuple[int, Any]]:
+    """(1-based line number, value) for each non-blank line; a bad line is a LoadError naming its number."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise LoadError(f"JSONL is not UTF-8: {exc}") from exc
-    values = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            values.append(json.loads(line))
+            yield number, json.loads(line)
         except json.JSONDecodeError as exc:
             raise LoadError(f"invalid JSON on line {number}: {exc.msg} (column {exc.colno})") from exc
-    return values
+
+
+def parse_jsonl(data: bytes) -> list[Any]:
+    """One JSON value per non-blank line."""
+    return [value for _, value in iter_jsonl(data)]
 
 
 def parse_json(data: bytes) -> Any:

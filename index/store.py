@@ -8,6 +8,7 @@ second, and every ingest starts with it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,8 +24,11 @@ from index import keyword, manifest, schema
 from index.embedder import DEFAULT_EMBEDDER, SentenceTransformerEmbedder
 from index.errors import EmbedderMismatchError, NotFoundError
 from index.models import Chunk, Collection, Document, IngestRun, utcnow
+from index.sentences import vector_texts
 from index.types import AddResult, ConsistencyReport, DocumentIn, Embedder, Passage
 from index.vectors import FaissIndex
+
+log = logging.getLogger(__name__)
 
 DEFAULT_COLLECTION = "default"
 
@@ -81,7 +85,15 @@ class Store:
             )
         engine = create_db_engine(database_url or f"sqlite:///{root / 'store.db'}")
         schema.upgrade(engine)
-        return cls(root, engine, embedder)
+        store = cls(root, engine, embedder)
+        # Vector files from before sentence vectors (one vector per chunk): re-embed from SQL, then drop them.
+        legacy = sorted((root / "vectors").glob("collection-*[0-9].faiss"))
+        if legacy:
+            log.warning("re-embedding %s with sentence vectors", ", ".join(p.name for p in legacy))
+            store.repair()
+            for path in legacy:
+                path.unlink()
+        return store
 
     def close(self) -> None:
         self.engine.dispose()
@@ -115,7 +127,7 @@ class Store:
             return list(session.scalars(select(Collection.name).order_by(Collection.name)))
 
     def _vector_path(self, cid: int) -> Path:
-        return self.root / "vectors" / f"collection-{cid}.faiss"
+        return self.root / "vectors" / f"collection-{cid}.sentences.faiss"
 
     def _index(self, cid: int) -> FaissIndex:
         index = self._vectors.get(cid)
@@ -170,7 +182,7 @@ class Store:
             if not fresh:
                 return AddResult(unchanged=unchanged)
             # Embed before touching SQL, so a failure here writes nothing.
-            vectors = self.embedder.embed_documents([c.text for d in fresh for c in d.chunks])
+            counts, vectors = self._embed_chunks([(c.text, d.title) for d in fresh for c in d.chunks])
             replaced_sources = [d.source for d in fresh if d.source in existing]
             old_ids = self._delete_rows(session, cid, replaced_sources)
             rows = [_document_row(cid, d) for d in fresh]
@@ -180,7 +192,7 @@ class Store:
             session.commit()
             index = self._index(cid)
             index.remove(old_ids)
-            index.add(new_ids, vectors)
+            index.add(np.repeat(new_ids, counts), vectors)
             self._dirty.add(cid)
             if save:
                 self.save()
@@ -190,6 +202,12 @@ class Store:
                 unchanged=unchanged,
                 chunks=len(new_ids),
             )
+
+    def _embed_chunks(self, chunks: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Embed (chunk text, document title) pairs as `vector_texts`; returns vectors per chunk and all vectors."""
+        texts = [vector_texts(text, title) for text, title in chunks]
+        counts = np.array([len(t) for t in texts], dtype=np.int64)
+        return counts, self.embedder.embed_documents([t for group in texts for t in group])
 
     def _delete_rows(self, session: Session, cid: int, sources: Sequence[str]) -> np.ndarray:
         if not sources:
@@ -256,9 +274,11 @@ class Store:
                     missing = list(report.missing_vectors)
                     for start in range(0, len(missing), batch_size):
                         ids = missing[start : start + batch_size]
-                        rows = session.execute(select(Chunk.id, Chunk.text).where(Chunk.id.in_(ids))).all()
-                        vectors = self.embedder.embed_documents([text for _, text in rows])
-                        index.add(np.array([i for i, _ in rows], dtype=np.int64), vectors)
+                        rows = session.execute(
+                            select(Chunk.id, Chunk.text, Document.title).join(Document).where(Chunk.id.in_(ids))
+                        ).all()
+                        counts, vectors = self._embed_chunks([(text, title) for _, text, title in rows])
+                        index.add(np.repeat(np.array([i for i, _, _ in rows], dtype=np.int64), counts), vectors)
                     changed = True
             if changed:
                 self.save()

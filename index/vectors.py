@@ -1,5 +1,8 @@
 """FAISS vector index keyed by chunk id: IndexIDMap2 over inner product on normalised vectors.
 
+A chunk may own several vectors (the whole chunk, then each of its sentences); FAISS ids are
+`chunk_id * SLOTS + slot`, and a chunk scores the best of its vectors.
+
 The CPU index is the master copy (it is what gets persisted); when the GPU build of FAISS and a GPU
 are present, searches run on a GPU clone that is refreshed after writes.
 """
@@ -15,6 +18,8 @@ import faiss
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+SLOTS = 64  # vectors a chunk may own; FAISS ids are chunk_id * SLOTS + slot
 
 
 def gpu_available() -> bool:
@@ -45,37 +50,63 @@ class FaissIndex:
         return int(self._index.ntotal)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors keyed by chunk id. A chunk's vectors come together, in one call; its first is its own."""
         if len(ids) == 0:
             return
-        self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+        keys = np.asarray(ids, dtype=np.int64)
+        # Slot = position among this call's vectors of the same key (keys arrive grouped).
+        starts = np.r_[0, np.flatnonzero(keys[1:] != keys[:-1]) + 1]
+        slots = np.arange(len(keys)) - np.repeat(starts, np.diff(np.r_[starts, len(keys)]))
+        if slots.max() >= SLOTS:
+            raise ValueError(f"a chunk may own at most {SLOTS} vectors")
+        self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), keys * SLOTS + slots)
         self._gpu_index = None
 
     def remove(self, ids: np.ndarray) -> int:
-        if len(ids) == 0:
+        """Drop every vector of these chunk ids; returns how many chunks were present."""
+        if len(ids) == 0 or len(self) == 0:
             return 0
-        removed = int(self._index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64))))
+        vector_ids = self._vector_ids()
+        doomed = vector_ids[np.isin(vector_ids // SLOTS, np.asarray(ids, dtype=np.int64))]
+        if len(doomed) == 0:
+            return 0
+        self._index.remove_ids(faiss.IDSelectorBatch(doomed))
         self._gpu_index = None
-        return removed
+        return len(np.unique(doomed // SLOTS))
 
-    def ids(self) -> np.ndarray:
+    def _vector_ids(self) -> np.ndarray:
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
+    def ids(self) -> np.ndarray:
+        """The chunk ids present, sorted."""
+        return np.unique(self._vector_ids() // SLOTS)
+
     def reconstruct(self, chunk_id: int) -> np.ndarray:
-        return self._index.reconstruct(int(chunk_id))
+        """The chunk's own vector (its first)."""
+        return self._index.reconstruct(int(chunk_id) * SLOTS)
 
     def search(
         self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, ids) per query; ids are -1 where fewer than k vectors qualify."""
+        """Top-k (scores, chunk ids) per query, a chunk scored by its best vector; ids are -1 past the last hit."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        k = max(1, min(k, len(self))) if len(self) else 1
-        if len(self) == 0:
+        if len(self) == 0 or k <= 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        params = None
         if allowed_ids is not None:
             # Filtered search runs on the CPU copy: GPU indexes take no ID selector.
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64)))
-            return self._index.search(queries, k, params=params)
-        return self._searcher().search(queries, k)
+            vector_ids = self._vector_ids()
+            allowed = vector_ids[np.isin(vector_ids // SLOTS, np.asarray(allowed_ids, dtype=np.int64))]
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        searcher = self._index if params is not None else self._searcher()
+        # Fetch more vectors than chunks wanted, widening until k distinct chunks (or all vectors) are in hand.
+        fetch = min(len(self), 4 * k)
+        while True:
+            scores, vector_ids = searcher.search(queries, fetch, params=params)
+            top_scores, top_ids = _best_per_chunk(scores, vector_ids, k)
+            if fetch >= len(self) or (top_ids[:, -1] >= 0).all():
+                return top_scores, top_ids
+            fetch = min(len(self), fetch * 4)
 
     def _searcher(self) -> faiss.Index:
         if not self._use_gpu:
@@ -105,3 +136,17 @@ class FaissIndex:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+def _best_per_chunk(scores: np.ndarray, vector_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Collapse ranked vector hits to the k best distinct chunks per query (hits arrive best first)."""
+    out_scores = np.full((len(scores), k), -np.inf, dtype=np.float32)
+    out_ids = np.full((len(scores), k), -1, dtype=np.int64)
+    for row, (row_scores, row_ids) in enumerate(zip(scores, vector_ids, strict=True)):
+        valid = row_ids >= 0
+        chunk_ids = row_ids[valid] // SLOTS
+        _, first = np.unique(chunk_ids, return_index=True)  # a chunk's first hit is its best
+        best = np.sort(first)[:k]
+        out_scores[row, : len(best)] = row_scores[valid][best]
+        out_ids[row, : len(best)] = chunk_ids[best]
+    return out_scores, out_ids

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from index import Passage, SentenceTransformerEmbedder, Store
+from index.keyword import STOPWORDS
 from rag.config import AnswerStyle, RagSettings
+from rag.focus import focus_passages
 from rag.generators import create_generator
 from rag.grounding import cite, declines, ground
 from rag.prompt import NO_ANSWER, sentence_messages, short_prompt
 from rag.rerank import CrossEncoderReranker
 from rag.retriever import StoreRetriever
 from rag.types import Answer, Generation, GenerationRequest, Generator
+
+_WORD = re.compile(r"\w+")
 
 
 class RAG:
@@ -114,7 +119,7 @@ class RAG:
         """Generate answers from given passages (retrieved, or gold ones for a reader's upper bound)."""
         style = style or self.settings.answer_style
         span = self.settings.span_answers if span is None else span
-        contexts = [list(p[: self.settings.context_k]) for p in passages]
+        contexts = self.contexts(questions, passages, style)
         todo = [i for i, retrieved in enumerate(passages) if self.relevant(retrieved)]
         started = time.perf_counter()
         generations = self.generator.generate([self.request(questions[i], contexts[i], style, span) for i in todo])
@@ -131,10 +136,24 @@ class RAG:
             answers.append(self._answer(question, list(passages[i]), contexts[i], generation, timings))
         return answers
 
+    def contexts(
+        self, questions: Sequence[str], passages: Sequence[Sequence[Passage]], style: AnswerStyle
+    ) -> list[list[Passage]]:
+        """What the generator reads: the top `context_k` passages; for short answers, each cut to its best
+        `focus_sentences` sentences (offsets stay document offsets, so citations still point home)."""
+        contexts = [list(p[: self.settings.context_k]) for p in passages]
+        if style == "short" and self.settings.focus_sentences:
+            contexts = focus_passages(questions, contexts, self.store.embedder, self.settings.focus_sentences)
+        return contexts
+
     def request(self, question: str, context: Sequence[Passage], style: AnswerStyle, span: bool) -> GenerationRequest:
         spans = [p.text for p in context] if span else None
         if style == "short":
-            return GenerationRequest(short_prompt(question, context), self.settings.max_new_tokens, ("\n",), spans)
+            # A short answer that only repeats the question's words (or stopwords) answers nothing.
+            known = STOPWORDS | set(_WORD.findall(question.lower()))
+            return GenerationRequest(
+                short_prompt(question, context), self.settings.max_new_tokens, ("\n",), spans, known_words=known
+            )
         prompt = self.generator.format_chat(sentence_messages(question, context))
         return GenerationRequest(prompt, max(self.settings.max_new_tokens, 96), ("\n\n",), spans)
 

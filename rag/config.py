@@ -30,8 +30,11 @@ class RagSettings(BaseSettings):
     k: int = Field(default=5, ge=1, le=200)
     # Measured on 150 SQuAD questions: one passage EM 14.0 at 0.86 s/question, three passages EM 5.3 at 1.85 s.
     context_k: int = Field(default=1, ge=1, le=50, description="top passages handed to the short-answer generator")
+    focus_sentences: int = Field(
+        default=1, ge=0, le=50, description="short answers read each passage's best N sentences; 0: whole passages"
+    )
     fusion: FusionMethod = "zscore"
-    dense_weight: float = Field(default=0.45, ge=0.0, le=1.0, description="weight of dense scores in zscore fusion")
+    dense_weight: float = Field(default=0.5, ge=0.0, le=1.0, description="weight of dense scores in zscore fusion")
     rrf_k: int = Field(default=60, ge=1)
     reranker: str | None = Field(default=None, description="cross-encoder name or path; off by default")
     rerank_candidates: int = Field(default=20, ge=1, description="first-stage hits the reranker reorders")
@@ -39,7 +42,7 @@ class RagSettings(BaseSettings):
     answer_style: AnswerStyle = "short"
     span_answers: bool = Field(default=True, description="copy answers verbatim out of the passages")
     max_new_tokens: int = Field(default=24, ge=1, le=4096)
-    min_dense_score: float = Field(default=0.2, description="below this cosine, a passage counts as unrelated")
+    min_dense_score: float = Field(default=0.3, description="below this cosine, a passage counts as unrelated")
     no_answer_threshold: float = Field(
         default=1.0, ge=0.0, le=1.0, description="abstain when the answer's no-answer score exceeds this"
     )

@@ -8,6 +8,7 @@ backends; :func:`hf_tokenize_fn` / :class:`SpanLogitsProcessor` adapt it to tran
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ TokenizeFn = Callable[[str], list[tuple[int, int, int]]]
 
 _Cursor = tuple[int, int, int]  # (track index, position of the next token in the track, answer's first char)
 _APOSTROPHES = "'’"
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,11 @@ class SpanConstraint:
         passages: Sequence[str],
         eos_token_ids: Collection[int],
         stop_token_ids: Collection[int] = (),
+        known_words: Collection[str] = (),
     ) -> None:
+        """`known_words` (lower case): an answer may only stop once it holds a word outside them, so with
+        the question's words and stopwords there, "the", "there are" or a phrase lifted from the question
+        is never a whole answer. Ignored when no passage has such a word."""
         if not eos_token_ids:
             raise ValueError("eos_token_ids must not be empty: decoding could never stop")
         self.passages = tuple(passages)
@@ -124,6 +130,9 @@ class SpanConstraint:
         self._eos = np.array(sorted(eos_token_ids), dtype=np.int64)
         self._stops = np.array(sorted({*eos_token_ids, *stop_token_ids}), dtype=np.int64)
         self._stop_set = frozenset(self._stops.tolist())
+        known = frozenset(known_words)
+        has_new = any(word not in known for text in self.passages for word in _WORD.findall(text.lower()))
+        self._known = known if has_new else frozenset()
         self._tracks: list[_Track] = []
         starts: list[_Cursor] = []
         for index, text in enumerate(self.passages):
@@ -216,17 +225,22 @@ class SpanConstraint:
             return self._eos
         nxt = {self._tracks[t].ids[p] for t, p, _ in cursors if p < len(self._tracks[t].ids)}
         ids = np.fromiter(nxt, dtype=np.int64, count=len(nxt))
-        if any(self._may_stop(t, p, start) for t, p, start in cursors):
+        # At a passage's end there is nothing left to copy: the known-words rule yields rather than trap the row.
+        novel = bool(nxt)
+        if any(self._may_stop(t, p, start, novel) for t, p, start in cursors):
             ids = np.union1d(ids, self._stops)
-        return ids
+        return ids if ids.size else self._eos
 
-    def _may_stop(self, track: int, pos: int, start: int) -> bool:
-        """At a word end, with at least one letter or digit copied: an answer of bare punctuation or markup
-        ("`", "[11]" is fine, "[" is not) is never a complete answer."""
+    def _may_stop(self, track: int, pos: int, start: int, novel: bool = True) -> bool:
+        """At a word end, with at least one letter or digit copied (an answer of bare punctuation or markup,
+        "`" or "[", is never complete; "[11]" is), and, if `novel`, a word outside `known_words`."""
         tr = self._tracks[track]
         if pos == 0 or not tr.word_end[pos]:
             return False
-        return any(ch.isalnum() for ch in self.passages[tr.passage][start : tr.ends[pos - 1]])
+        answer = self.passages[tr.passage][start : tr.ends[pos - 1]]
+        if not (self._known and novel):
+            return any(ch.isalnum() for ch in answer)
+        return any(word not in self._known for word in _WORD.findall(answer.lower()))
 
     def locate(self, generated: Sequence[int]) -> SpanMatch | None:
         """The passage span the answer tokens came from (trailing EOS/stop tokens ignored); word-aligned spans

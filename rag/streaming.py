@@ -41,7 +41,7 @@ def stream_answer(
     started = time.perf_counter()
     passages = qa.retrieve(question, k, collection)
     retrieved = time.perf_counter()
-    context = passages[: qa.settings.context_k]
+    context = qa.contexts([question], [passages], style)[0]
     extra = {"generator": qa.generator.name, "prompt_tokens": 0, "completion_tokens": 0}
     if not qa.relevant(passages):  # the same rule as RAG.ask: nothing related was found
         yield NO_ANSWER

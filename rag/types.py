@@ -11,13 +11,15 @@ from index.types import Passage
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One completion. With `spans` set, decoding may only copy word-aligned text out of those strings."""
+    """One completion. With `spans` set, decoding may only copy word-aligned text out of those strings, and
+    the copy may only end once it holds a word outside `known_words` (see `SpanConstraint`)."""
 
     prompt: str
     max_new_tokens: int = 32
     stop: Sequence[str] = ("\n",)
     spans: Sequence[str] | None = None
     temperature: float = 0.0
+    known_words: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

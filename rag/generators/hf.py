@@ -167,7 +167,11 @@ class TransformersGenerator:
             tokenize = hf_tokenize_fn(self.tokenizer)
             constraints = [
                 SpanConstraint(
-                    tokenize, r.spans or [], eos_token_ids=[self.tokenizer.eos_token_id], stop_token_ids=stop_ids
+                    tokenize,
+                    r.spans or [],
+                    eos_token_ids=[self.tokenizer.eos_token_id],
+                    stop_token_ids=stop_ids,
+                    known_words=r.known_words,
                 )
                 for r in requests
             ]

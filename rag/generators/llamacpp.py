@@ -94,6 +94,7 @@ class LlamaCppGenerator:
             request.spans,
             eos_token_ids=[self._llama.token_eos()],
             stop_token_ids=self._stop_ids(tuple(request.stop)),
+            known_words=request.known_words,
         )
 
     def _stop_ids(self, stops: tuple[str, ...]) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,66 @@ def test_manifest_records_embedder_and_counts(store: Store) -> None:
 def test_schema_is_at_the_newest_migration(store: Store) -> None:
     from index import schema
 
-    assert schema.current_revision(store.engine) == "0001"
+    assert schema.current_revision(store.engine) == "0002"
     schema.upgrade(store.engine)  # idempotent: an up-to-date store upgrades to itself
-    assert schema.current_revision(store.engine) == "0001"
+    assert schema.current_revision(store.engine) == "0002"
+
+
+def test_keyword_search_matches_the_document_title(store: Store) -> None:
+    store.add([PARIS, replace(ROME, title="Rome")])
+    hits = store.passages(store.keyword_search("rome", 4))
+    # "rome" is in only one chunk's text, but the title puts both of rome.txt's chunks in reach.
+    assert {p.source for p in hits} == {"rome.txt"} and len(hits) == 2
+
+
+def test_a_chunk_is_found_by_its_best_sentence(store: Store) -> None:
+    long_paragraph = (
+        "The river town grew around a mill. Its market sold wool and grain for centuries. "
+        "In 1902 a glassworks opened beside the old bridge. Tourists now come for the cathedral."
+    )
+    store.add([make_doc("town.txt", [long_paragraph]), PARIS, ROME])
+    vectors = store.embedder.embed_queries(["When did the glassworks open?"])
+    (chunk_id, score), *_ = store.dense_search(vectors, 3)[0]
+    assert store.passages([(chunk_id, score)])[0].source == "town.txt"
+    whole = float(store.embedder.embed_documents([long_paragraph])[0] @ vectors[0])
+    assert score > whole + 0.05  # scored by the matching sentence, not the diluted paragraph vector
+    assert_consistent(store)
+
+
+def test_store_from_the_first_schema_is_upgraded_and_re_embedded(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    from index import schema
+    from index.store import create_db_engine
+    from index.vectors import FaissIndex
+
+    root = tmp_path / "old"
+    root.mkdir()
+    engine = create_db_engine(f"sqlite:///{root / 'store.db'}")
+    schema.upgrade(engine, "0001")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO collections (id, name, created_at) VALUES (1, 'default', '2026-01-01')"))
+        connection.execute(
+            text(
+                "INSERT INTO documents (id, collection_id, source, title, content_hash, text, metadata, created_at) "
+                "VALUES (1, 1, 'rome.txt', 'Rome', 'h', :body, '{}', '2026-01-01')"
+            ),
+            {"body": ROME.text},
+        )
+        for chunk in ROME.chunks:
+            connection.execute(
+                text(
+                    "INSERT INTO chunks (document_id, ordinal, start_char, end_char, text) VALUES (1, :o, :s, :e, :t)"
+                ),
+                {"o": chunk.ordinal, "s": chunk.start, "e": chunk.end, "t": chunk.text},
+            )
+    engine.dispose()
+    old_vectors = FaissIndex.create(embedder.dimension, use_gpu=False)
+    old_vectors.add([1, 2], embedder.embed_documents([c.text for c in ROME.chunks]))
+    old_vectors.save(root / "vectors" / "collection-1.faiss")
+
+    with Store.open(root, embedder=embedder) as upgraded:
+        assert schema.current_revision(upgraded.engine) == "0002"
+        assert not (root / "vectors" / "collection-1.faiss").exists()
+        assert_consistent(upgraded)
+        assert len(upgraded.passages(upgraded.keyword_search("Rome", 5))) == 2  # titles are indexed now

@@ -60,3 +60,26 @@ def test_save_is_atomic_and_round_trips(index: FaissIndex, tmp_path: Path) -> No
 def test_empty_index_searches_to_nothing() -> None:
     scores, ids = FaissIndex.create(16, use_gpu=False).search(unit_vectors(1), k=5)
     assert ids.shape == (1, 0)
+
+
+def test_a_chunk_owns_several_vectors_and_scores_its_best() -> None:
+    vectors = unit_vectors(5)
+    index = FaissIndex.create(16, use_gpu=False)
+    index.add(np.array([7, 7, 7, 8, 8]), vectors)
+    assert index.ids().tolist() == [7, 8]
+    scores, ids = index.search(vectors[[4]], k=2)
+    assert ids[0].tolist() == [8, 7]  # one hit per chunk, though chunk 7 has three vectors
+    assert scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert scores[0, 1] == pytest.approx(float(np.max(vectors[:3] @ vectors[4])), abs=1e-5)
+    assert np.allclose(index.reconstruct(8), vectors[3])
+    assert index.remove(np.array([7])) == 1
+    assert len(index) == 2
+
+
+def test_filtered_search_covers_every_vector_of_an_allowed_chunk() -> None:
+    vectors = unit_vectors(4)
+    index = FaissIndex.create(16, use_gpu=False)
+    index.add(np.array([1, 1, 2, 2]), vectors)
+    scores, ids = index.search(vectors[[1]], k=2, allowed_ids=np.array([1]))
+    assert ids[0].tolist() == [1, -1]
+    assert scores[0, 0] == pytest.approx(1.0, abs=1e-5)  # its second vector, not just its first

@@ -189,6 +189,23 @@ def test_stop_tokens_are_allowed_at_word_ends_and_ignored_by_locate(tokenize_fn,
     assert constraint.locate([*ids, newline]) == SpanMatch(0, 4, 10, "Eiffel")
 
 
+def test_an_answer_must_hold_a_word_beyond_the_known_ones(tokenize_fn, eos):
+    known = {"the", "is", "was", "eiffel", "tower", "when", "completed"}
+    constraint = SpanConstraint(tokenize_fn, [PASSAGES[0]], [eos], known_words=known)
+    the_tower = ids_of(tokenize_fn, " The Eiffel Tower")
+    assert all(eos not in constraint.allowed(the_tower[:k]) for k in range(1, len(the_tower) + 1))
+    assert eos in constraint.allowed(ids_of(tokenize_fn, " The Eiffel Tower was completed in 1889"))
+    assert eos in constraint.allowed(ids_of(tokenize_fn, " 1889"))
+    # At the passage's end nothing is left to copy: the answer may end there rather than be trapped.
+    tower_end = ids_of(tokenize_fn, " 330 metres tall.")
+    assert eos in SpanConstraint(tokenize_fn, [PASSAGES[0]], [eos], known_words={"330", "metres", "tall"}).allowed(
+        tower_end
+    )
+    # When every word of the passages is known, the rule is dropped rather than leave no way to stop.
+    everything = SpanConstraint(tokenize_fn, ["The Eiffel Tower"], [eos], known_words=known)
+    assert eos in everything.allowed(ids_of(tokenize_fn, " Eiffel"))
+
+
 def test_logits_processor_masks_each_row_with_its_own_constraint(hf_tokenizer, eos):
     fn = hf_tokenize_fn(hf_tokenizer)
     rows = [SpanConstraint(fn, [PASSAGES[0]], [eos]), SpanConstraint(fn, [PASSAGES[2]], [eos])]

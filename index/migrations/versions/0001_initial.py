@@ -8,7 +8,19 @@ Create Date: 2026-11-24
 import sqlalchemy as sa
 from alembic import op
 
-from index import keyword
+# The keyword index as this revision made it (SQLite: external-content FTS5 over chunk text only).
+_SQLITE_KEYWORD_DDL = [
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
+    "text, content='chunks', content_rowid='id', tokenize='porter unicode61')",
+    "CREATE TRIGGER IF NOT EXISTS chunks_fts_ai AFTER INSERT ON chunks BEGIN "
+    "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER IF NOT EXISTS chunks_fts_ad AFTER DELETE ON chunks BEGIN "
+    "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+    "CREATE TRIGGER IF NOT EXISTS chunks_fts_au AFTER UPDATE ON chunks BEGIN "
+    "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+    "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END",
+]
+_POSTGRES_KEYWORD_DDL = ["CREATE INDEX IF NOT EXISTS ix_chunks_tsv ON chunks USING GIN (to_tsvector('english', text))"]
 
 revision = "0001"
 down_revision = None
@@ -77,7 +89,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("run_id", "question_id", name="uq_eval_row"),
     )
     op.create_index("ix_eval_rows_run_id", "eval_rows", ["run_id"])
-    keyword.install(op.get_bind())
+    bind = op.get_bind()
+    for statement in _SQLITE_KEYWORD_DDL if bind.dialect.name == "sqlite" else _POSTGRES_KEYWORD_DDL:
+        op.execute(statement)
 
 
 def downgrade() -> None:

@@ -93,7 +93,7 @@ class Embedder(Protocol):
 
 @runtime_checkable
 class VectorIndex(Protocol):
-    """Inner-product search over vectors keyed by chunk id."""
+    """Inner-product search over vectors keyed by chunk id; a chunk may own several and scores its best."""
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
 

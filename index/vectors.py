@@ -99,12 +99,14 @@ class FaissIndex:
             allowed = vector_ids[np.isin(vector_ids // SLOTS, np.asarray(allowed_ids, dtype=np.int64))]
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
         searcher = self._index if params is not None else self._searcher()
-        # Fetch more vectors than chunks wanted, widening until k distinct chunks (or all vectors) are in hand.
+        # Fetch more vectors than chunks wanted, widening until each query has k distinct chunks or has run
+        # out of vectors it may see (FAISS pads with -1).
         fetch = min(len(self), 4 * k)
         while True:
             scores, vector_ids = searcher.search(queries, fetch, params=params)
             top_scores, top_ids = _best_per_chunk(scores, vector_ids, k)
-            if fetch >= len(self) or (top_ids[:, -1] >= 0).all():
+            done = (top_ids[:, -1] >= 0) | (vector_ids[:, -1] < 0)
+            if fetch >= len(self) or done.all():
                 return top_scores, top_ids
             fetch = min(len(self), fetch * 4)
 

@@ -25,8 +25,9 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], rrf_k: int = 60) -
 def zscore_fusion(scored: Sequence[Sequence[tuple[int, float]]], weights: Sequence[float]) -> list[tuple[int, float]]:
     """Weighted sum of per-list z-scores; an id missing from a list gets that list's lowest z-score.
 
-    Measured on SQuAD v1.1 dev (10,570 questions, 2,067 paragraphs): dense weight 0.45 gives recall@1 80.8
-    against 73.8 for RRF (k=60), 77.6 for BM25 alone and 63.0 for dense alone.
+    Measured on SQuAD v1.1 dev (10,570 questions, 2,067 paragraphs; chunks scored by their best sentence
+    vector, titles in the keyword index): equal weights give recall@1 84.1 against 73.1 for dense alone and
+    78.1 for BM25 alone (before sentence vectors and titles: 80.8 fused, RRF k=60 73.8).
     """
     tables: list[tuple[dict[int, float], float]] = []
     for hits in scored:
@@ -50,7 +51,7 @@ class StoreRetriever:
         candidates: int = 50,
         rrf_k: int = 60,
         fusion: FusionMethod = "zscore",
-        dense_weight: float = 0.45,
+        dense_weight: float = 0.5,
         reranker: CrossEncoderReranker | None = None,
         rerank_candidates: int = 20,
     ) -> None:

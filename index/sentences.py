@@ -11,9 +11,10 @@ import re
 
 from index.vectors import SLOTS
 
-# A sentence ends at . ! or ? followed by space and a capital, digit, quote or bracket: enough for
-# prose; a sentence missed here only makes a vector longer, never loses text.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+# A sentence ends at . ! or ? followed by space and a capital, digit, quote or bracket, or at a blank
+# line (headings, lists and code blocks stand alone): enough for prose and markdown; a boundary missed
+# here only makes a vector longer, never loses text.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n\s*\n")
 
 
 def split_sentences(text: str) -> list[str]:

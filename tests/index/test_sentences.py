@@ -20,6 +20,16 @@ def test_splits_prose_into_sentences() -> None:
     ]
 
 
+def test_blank_lines_end_sentences() -> None:
+    text = "# Database\n\n```yaml\ncontent: sqlite\n```\n\nEnables content storage. It is off by default."
+    assert split_sentences(text) == [
+        "# Database",
+        "```yaml\ncontent: sqlite\n```",
+        "Enables content storage.",
+        "It is off by default.",
+    ]
+
+
 def test_vector_texts_start_with_the_chunk_then_titled_sentences() -> None:
     chunk = "The tower is 330 m tall. It was finished in 1889."
     assert vector_texts(chunk, "Eiffel Tower") == [

@@ -21,10 +21,14 @@ def split_sentences(text: str) -> list[str]:
     return [sentence for sentence in (s.strip() for s in _SENTENCE_END.split(text)) if sentence]
 
 
+def titled(sentence: str, title: str) -> str:
+    """A sentence as it is embedded: under its document's title, when there is one."""
+    return f"{title}\n\n{sentence}" if title.strip() else sentence
+
+
 def vector_texts(chunk_text: str, title: str = "") -> list[str]:
     """Texts to embed for one chunk; the first is the chunk itself."""
     sentences = split_sentences(chunk_text)
     if len(sentences) >= SLOTS:  # keep within the chunk's id slots: the tail becomes one text
         sentences = [*sentences[: SLOTS - 2], " ".join(sentences[SLOTS - 2 :])]
-    prefix = f"{title}\n\n" if title.strip() else ""
-    return [chunk_text, *(prefix + sentence for sentence in sentences)]
+    return [chunk_text, *(titled(sentence, title) for sentence in sentences)]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from index import Passage, SentenceTransformerEmbedder, Store
-from index.keyword import STOPWORDS
+from index.keyword import STOPWORDS, query_terms
 from rag.config import AnswerStyle, RagSettings
 from rag.focus import focus_passages
 from rag.generators import create_generator
@@ -19,8 +18,6 @@ from rag.prompt import NO_ANSWER, sentence_messages, short_prompt
 from rag.rerank import CrossEncoderReranker
 from rag.retriever import StoreRetriever
 from rag.types import Answer, Generation, GenerationRequest, Generator
-
-_WORD = re.compile(r"\w+")
 
 
 class RAG:
@@ -119,8 +116,10 @@ class RAG:
         """Generate answers from given passages (retrieved, or gold ones for a reader's upper bound)."""
         style = style or self.settings.answer_style
         span = self.settings.span_answers if span is None else span
-        contexts = self.contexts(questions, passages, style)
         todo = [i for i, retrieved in enumerate(passages) if self.relevant(retrieved)]
+        # Only questions that will be answered need their passages cut down (that embeds their sentences).
+        focused = self.contexts([questions[i] for i in todo], [passages[i] for i in todo], style)
+        contexts: dict[int, list[Passage]] = dict(zip(todo, focused, strict=True))
         started = time.perf_counter()
         generations = self.generator.generate([self.request(questions[i], contexts[i], style, span) for i in todo])
         generate_s = (time.perf_counter() - started) / max(1, len(todo))
@@ -133,7 +132,7 @@ class RAG:
                 "generate": generate_s if generation else 0.0,
                 "total": retrieve_s + (generate_s if generation else 0.0),
             }
-            answers.append(self._answer(question, list(passages[i]), contexts[i], generation, timings))
+            answers.append(self._answer(question, list(passages[i]), contexts.get(i, []), generation, timings))
         return answers
 
     def contexts(
@@ -150,7 +149,7 @@ class RAG:
         spans = [p.text for p in context] if span else None
         if style == "short":
             # A short answer that only repeats the question's words (or stopwords) answers nothing.
-            known = STOPWORDS | set(_WORD.findall(question.lower()))
+            known = STOPWORDS | set(query_terms(question))
             return GenerationRequest(
                 short_prompt(question, context), self.settings.max_new_tokens, ("\n",), spans, known_words=known
             )

@@ -17,7 +17,7 @@ import numpy as np
 
 from index import Passage
 from index.keyword import query_terms
-from index.sentences import split_sentences
+from index.sentences import split_sentences, titled
 from index.types import Embedder
 
 _SUFFIXES = ("ing", "ed", "es", "s")
@@ -65,8 +65,7 @@ def focus_passages(
             spans = _sentence_spans(passage.text)
             if len(spans) > keep:
                 plans.append((qi, pi, spans))
-                prefix = f"{passage.title}\n\n" if passage.title.strip() else ""
-                texts.extend(prefix + passage.text[a:b] for a, b in spans)
+                texts.extend(titled(passage.text[a:b], passage.title) for a, b in spans)
     focused = [list(context) for context in contexts]
     if not plans:
         return focused

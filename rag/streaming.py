@@ -41,13 +41,13 @@ def stream_answer(
     started = time.perf_counter()
     passages = qa.retrieve(question, k, collection)
     retrieved = time.perf_counter()
-    context = qa.contexts([question], [passages], style)[0]
     extra = {"generator": qa.generator.name, "prompt_tokens": 0, "completion_tokens": 0}
     if not qa.relevant(passages):  # the same rule as RAG.ask: nothing related was found
         yield NO_ANSWER
         timings = {"retrieve": retrieved - started, "first_token": retrieved - started, "generate": 0.0}
         yield Answer(question, NO_ANSWER, [], passages, {**timings, "total": timings["retrieve"]}, True, extra=extra)
         return
+    context = qa.contexts([question], [passages], style)[0]
     request = qa.request(question, context, style, span)
     if max_new_tokens is not None:
         request = replace(request, max_new_tokens=max_new_tokens)

@@ -10,24 +10,21 @@ from index.vectors import SLOTS
 pytestmark = pytest.mark.unit
 
 
-def test_splits_prose_into_sentences() -> None:
-    text = "It opened in 1889. Was it tall? Yes! Prices rose 3.5 per cent. e.g. lower-case words continue."
-    assert split_sentences(text) == [
-        "It opened in 1889.",
-        "Was it tall?",
-        "Yes!",
-        "Prices rose 3.5 per cent. e.g. lower-case words continue.",
-    ]
-
-
-def test_blank_lines_end_sentences() -> None:
-    text = "# Database\n\n```yaml\ncontent: sqlite\n```\n\nEnables content storage. It is off by default."
-    assert split_sentences(text) == [
-        "# Database",
-        "```yaml\ncontent: sqlite\n```",
-        "Enables content storage.",
-        "It is off by default.",
-    ]
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # prose: abbreviations and decimals stay inside their sentence
+            "It opened in 1889. Was it tall? Yes! Prices rose 3.5 per cent. e.g. lower-case words continue.",
+            ["It opened in 1889.", "Was it tall?", "Yes!", "Prices rose 3.5 per cent. e.g. lower-case words continue."],
+        ),
+        (  # markdown: blank lines end headings and code blocks
+            "# Database\n\n```yaml\ncontent: sqlite\n```\n\nEnables content storage. It is off by default.",
+            ["# Database", "```yaml\ncontent: sqlite\n```", "Enables content storage.", "It is off by default."],
+        ),
+    ],
+)
+def test_splits_into_sentences(text: str, expected: list[str]) -> None:
+    assert split_sentences(text) == expected
 
 
 def test_vector_texts_start_with_the_chunk_then_titled_sentences() -> None:

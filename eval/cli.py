@@ -25,6 +25,11 @@ RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="name the run; an
 RetrievalOnlyOpt = Annotated[bool, typer.Option("--retrieval-only", help="retrieval metrics only, no generation")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="questions per batch (and per commit)")]
 GeneratorOpt = Annotated[str | None, typer.Option("--generator", help="packaged name, GGUF file or folder")]
+SplitOpt = Annotated[str | None, typer.Option("--split", help="only the questions of this split's articles (test)")]
+SplitFileOpt = Annotated[
+    Path | None, typer.Option("--split-file", help="article split file [default: dev-split.json beside --data]")
+]
+ReaderOpt = Annotated[str | None, typer.Option("--reader", help="extractive (default) | generative")]
 QuietOpt = Annotated[bool, typer.Option("--no-progress", help="no progress bars")]
 
 
@@ -63,10 +68,15 @@ def squad(
     retrieval_only: RetrievalOnlyOpt = False,
     batch_size: BatchOpt = 16,
     generator: GeneratorOpt = None,
+    reader: ReaderOpt = None,
+    split: SplitOpt = None,
+    split_file: SplitFileOpt = None,
     no_progress: QuietOpt = False,
 ) -> None:
     """Evaluate on a SQuAD v1.1/v2.0 file: every paragraph goes into the dataset's own store."""
-    settings = settings_from(store, generator=generator)
+    from rag.cli import reader_for
+
+    settings = settings_from(store, generator=generator, reader=reader_for(reader, generator))
     _run(
         "squad",
         data,
@@ -75,6 +85,8 @@ def squad(
         k=k,
         limit=limit,
         seed=seed,
+        split=split,
+        split_file=split_file,
         retrieval_only=retrieval_only,
         batch_size=batch_size,
         run_id=run_id,
@@ -97,11 +109,14 @@ def jsonl(
     retrieval_only: RetrievalOnlyOpt = False,
     batch_size: BatchOpt = 16,
     generator: GeneratorOpt = None,
+    reader: ReaderOpt = None,
     no_progress: QuietOpt = False,
 ) -> None:
     """Evaluate on JSONL records {question, answers, [id, context, source]}: with contexts they form the
     dataset's own store; without, questions are asked of --store/--collection."""
-    settings = settings_from(store, generator=generator, collection=collection)
+    from rag.cli import reader_for
+
+    settings = settings_from(store, generator=generator, collection=collection, reader=reader_for(reader, generator))
     _run(
         "jsonl",
         data,

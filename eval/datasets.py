@@ -73,6 +73,21 @@ def select_questions(questions: Sequence[EvalQuestion], limit: int | None, seed:
     return sorted((q for q in questions if q.id in chosen), key=lambda q: q.id)
 
 
+def split_questions(questions: Sequence[EvalQuestion], split_file: Path, split: str) -> list[EvalQuestion]:
+    """The questions of the articles that an article-split file lists under `split` (e.g. "test")."""
+    from reader.errors import TrainingDataError
+    from reader.squad_files import load_split_articles
+
+    try:
+        titles = load_split_articles(split_file, split)
+    except TrainingDataError as exc:
+        raise DatasetError(str(exc)) from exc
+    chosen = [q for q in questions if q.title in titles]
+    if not chosen:
+        raise DatasetError(f"{split_file}: no question of this dataset is in a {split!r} article")
+    return chosen
+
+
 def load_dataset(path: str | Path, fmt: DatasetFormat) -> EvalDataset:
     path = Path(path)
     if not path.is_file():

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from tqdm import tqdm
 
 from eval import runs
-from eval.datasets import EvalDataset, EvalQuestion, select_questions
+from eval.datasets import EvalDataset, EvalQuestion, select_questions, split_questions
 from eval.errors import EvalError
 from eval.metrics import answer_in_text, squad_v1_question_scores, squad_v2_question_scores
 from eval.report import compute_metrics, write_outputs
@@ -46,6 +46,8 @@ class EvalConfig:
     k: int | None = None  # passages handed to the generator in closed mode; default: settings.k
     limit: int | None = None
     seed: int = 0
+    split: str | None = None  # only the questions of this split's articles (e.g. "test")
+    split_file: Path | None = None  # default: dev-split.json beside the dataset
     retrieval_only: bool = False
     batch_size: int = 16
     run_id: str | None = None
@@ -86,7 +88,10 @@ def run_evaluation(
     """Run (or resume) one evaluation and write its files; the run is stored in ``settings.store``'s SQL."""
     _validate(dataset, config)
     echo = echo or log.info
-    selected = select_questions(dataset.questions, config.limit, config.seed)
+    pool = dataset.questions
+    if config.split:
+        pool = split_questions(pool, config.split_file or dataset.path.parent / "dev-split.json", config.split)
+    selected = select_questions(pool, config.limit, config.seed)
     qa = open_qa(dataset, settings, config.progress)
     own_store = qa.store.root != Path(settings.store).expanduser().resolve()
     run_store = Store.open(settings.store, database_url=settings.database_url) if own_store else qa.store
@@ -176,19 +181,18 @@ def run_config(plan: _Plan, dataset: EvalDataset) -> dict[str, Any]:
         "mode": plan.config.mode,
         "k": plan.k,
         "retrieval_k": plan.depth,
-        "context_k": s.context_k,
+        "context_k": plan.qa.context_k,
+        "reader": plan.qa.to_dict(),
         "limit": plan.config.limit,
         "seed": plan.config.seed,
+        "split": plan.config.split,
+        "split_file": str(plan.config.split_file) if plan.config.split_file else None,
         "retrieval_only": plan.config.retrieval_only,
         "retrieval": s.retrieval,
         "candidates": s.candidates,
         "rrf_k": s.rrf_k,
         "answer_style": s.answer_style,
-        "span_answers": s.span_answers,
         "min_dense_score": s.min_dense_score,
-        "max_new_tokens": s.max_new_tokens,
-        "generator": plan.qa.generator.name,
-        "generator_class": type(plan.qa.generator).__name__,
         "embedder": plan.qa.store.embedder.name,
         "retrieval_store": str(plan.qa.store.root),
         "collection": s.collection,
@@ -215,7 +219,7 @@ def _process(plan: _Plan, todo: Sequence[EvalQuestion], engine: Any, run_id: str
         return 0.0
     plan.qa.store.embedder.embed_queries(["warm up"])
     if not plan.config.retrieval_only:
-        plan.qa.generator.load()
+        plan.qa.reader.load()
     started = time.perf_counter()
     size = plan.config.batch_size
     with tqdm(total=len(todo), desc="eval", unit="q", disable=not plan.config.progress) as bar:
@@ -298,7 +302,7 @@ def _row(
         return row
     prediction = "" if answer.abstained else answer.text
     scores = (squad_v2_question_scores if plan.v2 else squad_v1_question_scores)(prediction, q.answers)
-    context = answer.passages[: plan.qa.settings.context_k]
+    context = plan.qa.context(answer.passages)
     row.update(
         prediction=prediction,
         exact=scores.exact,

@@ -27,10 +27,10 @@ RESUME_KEYS = (
     "retrieval_only",
     "retrieval",
     "context_k",
-    "generator",
+    "reader",
     "embedder",
     "answer_style",
-    "span_answers",
+    "split",
     "collection",
 )
 

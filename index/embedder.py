@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.errors import StoreError
+from reader.device import best_device, cpu_has_fast_bf16
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -39,22 +40,6 @@ def resolve_model_path(name: str) -> str:
 def canonical_name(name: str) -> str:
     """The name recorded in a store's manifest, so 'all-MiniLM-L6-v2' and its hub id count as one model."""
     return "sentence-transformers/all-MiniLM-L6-v2" if name == "all-MiniLM-L6-v2" else name
-
-
-def best_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def cpu_has_fast_bf16() -> bool:
-    """AMX or AVX512-BF16: where bfloat16 matmuls run about twice as fast as float32 (measured 44 vs 23
-    paragraphs/s for MiniLM on 2 cores, cosine to the float32 vectors >= 0.998)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 class SentenceTransformerEmbedder:

@@ -32,3 +32,14 @@ def vector_texts(chunk_text: str, title: str = "") -> list[str]:
     if len(sentences) >= SLOTS:  # keep within the chunk's id slots: the tail becomes one text
         sentences = [*sentences[: SLOTS - 2], " ".join(sentences[SLOTS - 2 :])]
     return [chunk_text, *(titled(sentence, title) for sentence in sentences)]
+
+
+def sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
+    """The bounds of the sentence(s) of `text` that hold [start, end), by the same rule as `split_sentences`."""
+    begin = 0
+    for boundary in _SENTENCE_END.finditer(text):
+        if boundary.end() <= start:
+            begin = boundary.end()
+        elif boundary.start() >= end:
+            return begin, len(text[: boundary.start()].rstrip())
+    return begin, len(text.rstrip())

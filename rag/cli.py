@@ -88,14 +88,17 @@ def ask(
     collection: CollectionOpt = None,
     k: Annotated[int | None, typer.Option("-k", help="passages to retrieve")] = None,
     style: Annotated[str | None, typer.Option(help="short | sentence")] = None,
-    generator: Annotated[str | None, typer.Option(help="packaged name, GGUF file, folder or hub name")] = None,
+    reader: Annotated[str | None, typer.Option(help="extractive (default) | generative")] = None,
+    generator: Annotated[str | None, typer.Option(help="generative reader: packaged name, GGUF file, folder")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the whole answer as JSON")] = False,
 ) -> None:
     """Answer a question from the store, with its sources."""
     _quiet_libraries()
     from rag.api import RAG
 
-    settings = settings_from(store, collection=collection, generator=generator, answer_style=style)
+    settings = settings_from(
+        store, collection=collection, generator=generator, answer_style=style, reader=reader_for(reader, generator)
+    )
     qa = RAG.open(settings=settings)
     try:
         answer = qa.ask(question, k=k)
@@ -163,6 +166,72 @@ def check(
         )
     if not healthy:
         raise typer.Exit(code=1)
+
+
+def reader_for(reader: str | None, generator: str | None) -> str | None:
+    """Naming a generator means the generative reader, unless a reader is named too."""
+    return reader or ("generative" if generator else None)
+
+
+train_app = typer.Typer(help="Train models from labelled data.", no_args_is_help=True, add_completion=False)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("reader")
+def train_reader_command(
+    data: Annotated[list[Path], typer.Option("--data", help="SQuAD-format file (v1.1, or v2.0); repeatable")],
+    base: Annotated[str, typer.Option(help="base encoder: packaged name, folder, 'shipped' (the shipped reader)")] = (
+        "all-MiniLM-L6-v2"
+    ),
+    out: Annotated[Path, typer.Option(help="output model folder")] = Path("runs/reader"),
+    epochs: Annotated[float, typer.Option(help="passes over the training windows")] = 2.0,
+    max_seq_len: Annotated[int, typer.Option(help="tokens per question + passage window")] = 256,
+    stride: Annotated[int, typer.Option(help="tokens shared by consecutive windows of a long passage")] = 128,
+    batch_size: Annotated[int, typer.Option(help="windows per step")] = 16,
+    lr: Annotated[float, typer.Option(help="peak learning rate (linear warm-up and decay)")] = 5e-5,
+    seed: Annotated[int, typer.Option(help="seed of the weights' init, data order and validation split")] = 13,
+    resume: Annotated[bool, typer.Option(help="continue from the last checkpoint in --out")] = False,
+    split_file: Annotated[
+        Path | None, typer.Option(help="article split file; its --exclude-split articles are never read")
+    ] = None,
+    exclude_split: Annotated[str, typer.Option(help="the split never trained on")] = "test",
+    validation_fraction: Annotated[float, typer.Option(help="share of questions held out (whole articles)")] = 0.1,
+    save_steps: Annotated[int, typer.Option(help="steps between resumable checkpoints")] = 200,
+) -> None:
+    """Fine-tune an extractive reader on SQuAD-format files; writes a model folder with reader.json."""
+    _quiet_libraries()
+    from index.embedder import resolve_model_path
+    from rag.errors import RagError
+    from rag.readers import resolve_reader_model
+    from reader.errors import ReaderError
+    from reader.training import TrainConfig, train_reader
+
+    try:
+        path = str(resolve_reader_model(None)) if base == "shipped" else resolve_model_path(base)
+        config = TrainConfig(
+            data=tuple(data),
+            base=path,
+            out=out,
+            epochs=epochs,
+            max_seq_len=max_seq_len,
+            stride=stride,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            resume=resume,
+            split_file=split_file,
+            exclude_split=exclude_split,
+            validation_fraction=validation_fraction,
+            save_steps=save_steps,
+            base_label=base,
+        )
+        manifest = train_reader(config, echo=typer.echo)
+    except (ReaderError, RagError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(code=2) from exc
+    validation = manifest["validation"]
+    summary = ", ".join(f"{k} {v:.3g}" for k, v in validation.items() if isinstance(v, float))
+    typer.echo(f"saved {out} ({manifest['steps']} steps, {manifest['wall_seconds']:.0f} s); validation: {summary}")
 
 
 from eval.cli import eval_app  # noqa: E402 - eval imports rag, so the sub-app joins at the end

@@ -11,3 +11,7 @@ class ModelNotFoundError(RagError):
 
 class GenerationError(RagError):
     """The generator failed on a request."""
+
+
+class ConfigurationError(RagError):
+    """A setting names something that does not exist (an unknown reader, a missing model folder)."""

@@ -1,24 +1,24 @@
-"""Answers as a stream: text pieces as the generator makes them, then one final Answer with citations."""
+"""Answers as a stream: text pieces as the reader makes them, then one final Answer with citations.
+The Answer comes from the same policy as `RAG.ask`, so a streamed question and an asked one agree."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 from rag.api import RAG
 from rag.config import AnswerStyle
 from rag.errors import GenerationError
-from rag.grounding import cite, declines, ground
-from rag.prompt import NO_ANSWER
-from rag.types import Answer, Generator
+from rag.types import Answer, Reading, StreamingReader
 
 
-def count_tokens(generator: Generator, text: str) -> int:
-    """Tokens of `text` in the generator's own vocabulary; whitespace words for backends that cannot count."""
-    counter = getattr(generator, "count_tokens", None)
-    if callable(counter):
-        return int(counter(text))
+def count_tokens(counter: Any, text: str) -> int:
+    """Tokens of `text` in a reader's or generator's own vocabulary; whitespace words where it cannot count."""
+    count = getattr(counter, "count_tokens", None)
+    if callable(count):
+        return int(count(text))
     return len(text.split())
 
 
@@ -31,59 +31,44 @@ def stream_answer(
     temperature: float | None = None,
     *,
     style: AnswerStyle = "sentence",
-    span: bool = False,
 ) -> Iterator[str | Answer]:
-    """Retrieve, then yield the answer's text pieces and finally its Answer (the pieces joined, with citations).
+    """Retrieve, then yield the answer's text pieces and finally its Answer (with citations).
 
-    With `span` the generator must copy a span out of the passages, which only a whole generation can do:
-    the answer then arrives as one piece.
+    A streaming reader (a generator writing free text) yields pieces as they are made; an extractive reader,
+    or a span-constrained generator, yields its whole answer as one piece.
     """
     started = time.perf_counter()
     passages = qa.retrieve(question, k, collection)
     retrieved = time.perf_counter()
-    extra = {"generator": qa.generator.name, "prompt_tokens": 0, "completion_tokens": 0}
-    if not qa.relevant(passages):  # the same rule as RAG.ask: nothing related was found
-        yield NO_ANSWER
-        timings = {"retrieve": retrieved - started, "first_token": retrieved - started, "generate": 0.0}
-        yield Answer(question, NO_ANSWER, [], passages, {**timings, "total": timings["retrieve"]}, True, extra=extra)
-        return
-    context = qa.contexts([question], [passages], style)[0]
-    request = qa.request(question, context, style, span)
-    if max_new_tokens is not None:
-        request = replace(request, max_new_tokens=max_new_tokens)
-    if temperature is not None:
-        request = replace(request, temperature=temperature)
-    extra["prompt_tokens"] = count_tokens(qa.generator, request.prompt)
-    pieces: list[str] = []
+    extra: dict[str, Any] = {"reader": qa.reader.name, "prompt_tokens": 0, "completion_tokens": 0}
+    reading: Reading | None = None
+    context = qa.context(passages)
     first: float | None = None
-    location = None
-    if request.spans is None:
-        for piece in qa.generator.stream(request):
-            first = first or time.perf_counter()
-            pieces.append(piece)
-            yield piece
-    else:
-        generation = qa.generator.generate([request])[0]
-        first, location = time.perf_counter(), generation.span
-        pieces.append(generation.text)
-        yield generation.text
+    streamed: list[str] = []
+    if qa.policy.relevant(passages):
+        if isinstance(qa.reader, StreamingReader):
+            for item in qa.reader.stream(question, context, style, max_new_tokens, temperature):
+                if isinstance(item, Reading):
+                    reading = item
+                else:
+                    first = first or time.perf_counter()
+                    streamed.append(item)
+                    yield item
+        else:
+            reading = qa.reader.read([question], [context], style)[0]
     finished = time.perf_counter()
-    text = "".join(pieces).strip()
-    extra["completion_tokens"] = count_tokens(qa.generator, text) if text else 0
     timings = {
         "retrieve": retrieved - started,
         "first_token": (first or finished) - started,
-        "generate": finished - retrieved,
+        "read": finished - retrieved,
         "total": finished - started,
     }
-    if declines(text):
-        yield Answer(question, NO_ANSWER, [], passages, timings, abstained=True, extra=extra)
-        return
-    if location is not None:
-        citations = [cite(context[location.index], location.index + 1, location.start, location.end)]
-    else:
-        citations = ground(text, context)
-    yield Answer(question, text, citations, passages, timings, extra=extra)
+    extra["prompt_tokens"] = int((reading.extra if reading else {}).get("prompt_tokens", 0))
+    answer = qa.policy.answer(question, passages, context, reading, timings, extra)
+    if not streamed:
+        yield answer.text
+    completion = count_tokens(qa.reader, "".join(streamed) or answer.text)
+    yield replace(answer, extra={**answer.extra, "completion_tokens": completion})
 
 
 def final_answer(stream: Iterator[str | Answer]) -> Answer:

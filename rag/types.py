@@ -20,6 +20,10 @@ class GenerationRequest:
     spans: Sequence[str] | None = None
     temperature: float = 0.0
     known_words: frozenset[str] = frozenset()
+    # Free text from a small model can loop ("I'm not sure ... I'm not sure ..."): penalise repeats and
+    # forbid any n-gram from occurring twice (0: off).
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,51 @@ class Answer:
         from dataclasses import asdict
 
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a reader made of one question's context. With `passage` set, `text` is
+    `context[passage].text[start:end]`; with None it is free text (grounded afterwards); "" means no answer.
+    `no_answer` is the reader's calibrated probability that the context does not answer the question."""
+
+    text: str
+    passage: int | None = None
+    start: int = 0
+    end: int = 0
+    score: float = 0.0
+    no_answer: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """Turns (question, passages) into a Reading; loads once, on first use."""
+
+    name: str
+    no_answer_threshold: float  # its own abstention threshold, chosen on validation data (1.0: none)
+
+    def load(self) -> None: ...
+
+    def read(
+        self, questions: Sequence[str], contexts: Sequence[Sequence[Passage]], style: str = "short"
+    ) -> list[Reading]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class StreamingReader(Reader, Protocol):
+    """A reader whose answers can arrive in pieces: `stream` yields text pieces, then one Reading."""
+
+    def stream(
+        self,
+        question: str,
+        context: Sequence[Passage],
+        style: str,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Iterator[str | Reading]: ...
 
 
 @runtime_checkable

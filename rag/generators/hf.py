@@ -24,6 +24,15 @@ from rag.types import Generation, GenerationRequest, SpanLocation
 log = logging.getLogger(__name__)
 
 
+def _repeat_args(request: GenerationRequest) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if request.repetition_penalty != 1.0:
+        args["repetition_penalty"] = request.repetition_penalty
+    if request.no_repeat_ngram_size:
+        args["no_repeat_ngram_size"] = request.no_repeat_ngram_size
+    return args
+
+
 def cache_root() -> Path:
     base = os.environ.get("RAG_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / ("" if os.environ.get("RAG_CACHE_DIR") else "ragkit")
@@ -142,7 +151,8 @@ class TransformersGenerator:
         # One generate() call per group of requests that share decoding settings.
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault((r.max_new_tokens, tuple(r.stop), r.spans is None, r.temperature), []).append(i)
+            key = (r.max_new_tokens, tuple(r.stop), r.spans is None, r.temperature, *_repeat_args(r).items())
+            groups.setdefault(key, []).append(i)
         for indices in groups.values():
             for i, generation in zip(indices, self._generate_batch([requests[i] for i in indices]), strict=True):
                 results[i] = generation
@@ -155,7 +165,11 @@ class TransformersGenerator:
         first = requests[0]
         inputs = self.tokenizer([r.prompt for r in requests], return_tensors="pt", padding=True).to(self.device)
         prompt_len = inputs.input_ids.shape[1]
-        kwargs: dict[str, Any] = {"max_new_tokens": first.max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": first.max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            **_repeat_args(first),
+        }
         if first.temperature > 0:
             kwargs.update(do_sample=True, temperature=first.temperature)
         else:
@@ -213,6 +227,7 @@ class TransformersGenerator:
             "do_sample": request.temperature > 0,
             "pad_token_id": self.tokenizer.pad_token_id,
             "streamer": streamer,
+            **_repeat_args(request),
         }
         if request.temperature > 0:
             kwargs["temperature"] = request.temperature

@@ -110,6 +110,7 @@ class LlamaCppGenerator:
             "max_tokens": request.max_new_tokens,
             "temperature": request.temperature,
             "stop": list(request.stop),
+            "repeat_penalty": request.repetition_penalty,
         }
         if constraint is not None:
             from llama_cpp import LogitsProcessorList

@@ -81,7 +81,7 @@ class Service:
         """400 for a conversation longer than max_prompt_tokens (counted in the generator's tokens)."""
         text = "\n".join(m["content"] for m in messages)
         limit = self.settings.max_prompt_tokens
-        tokens = len(text) if len(text) > limit * 16 else count_tokens(self.qa.generator, text)
+        tokens = len(text) if len(text) > limit * 16 else count_tokens(self.qa.reader, text)
         if tokens > limit:
             raise ApiError(
                 400,
@@ -101,8 +101,8 @@ class Service:
     ) -> Iterator[str | Answer]:
         """Runs on a worker thread: check the prompt's size, then stream the answer."""
         self.check_prompt(messages)
-        style, span = self.settings.chat_style, self.settings.chat_span
-        return stream_answer(self.qa, question, collection, k, max_new_tokens, temperature, style=style, span=span)
+        style = self.settings.chat_style
+        return stream_answer(self.qa, question, collection, k, max_new_tokens, temperature, style=style)
 
     def record(self, answer: Answer) -> None:
         self.metrics.first_token.observe(answer.timings.get("first_token", answer.timings.get("total", 0.0)))
@@ -223,7 +223,7 @@ def _v1_routes(service: Service) -> APIRouter:
     async def ask(body: AskRequest) -> JSONResponse:
         collection = await run_in_threadpool(service.collection_for, body.collection) if body.collection else None
         await run_in_threadpool(service.check_prompt, [{"content": body.question}])
-        ask = partial(qa.ask, body.question, body.k, collection, body.filters, body.style, body.span)
+        ask = partial(qa.ask, body.question, body.k, collection, body.filters, body.style)
         answer = await limiter.run(ask, timeout=settings.request_timeout_s)
         return JSONResponse(jsonable_encoder(answer.to_dict()))
 
@@ -283,7 +283,7 @@ def create_app(qa: RAG, settings: ServiceSettings | None = None) -> FastAPI:
             await run_in_threadpool(qa.store.collections)
         except Exception as exc:  # noqa: BLE001 - any store failure means not ready
             return JSONResponse({"status": "not ready", "reason": f"store: {exc}"}, status_code=503)
-        return JSONResponse({"status": "ready", "generator": qa.generator.name})
+        return JSONResponse({"status": "ready", "reader": qa.reader.name})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -36,7 +36,6 @@ class ServiceSettings(BaseSettings):
     model_aliases: dict[str, str] = Field(default_factory=dict, description="model name -> collection")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="comma-separated")
     chat_style: AnswerStyle = "sentence"
-    chat_span: bool = Field(default=False, description="constrain chat answers to text copied from the passages")
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

@@ -136,7 +136,6 @@ class AskRequest(BaseModel):
     collection: str | None = None
     filters: dict[str, str | int | float | bool] | None = None
     style: AnswerStyle | None = None
-    span: bool | None = None
 
 
 # ---- responses ---------------------------------------------------------------------------------------

@@ -90,7 +90,9 @@ def qa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RAG]:
     article = json.loads(SQUAD.read_text())["data"][0]
     article = {**article, "paragraphs": article["paragraphs"][:10]}
     (docs / "squad.json").write_text(json.dumps({"version": "1.1", "data": [article]}))
-    opened = RAG.open(tmp_path_factory.mktemp("store"))
+    # The generative reader: these tests cover streaming piece by piece (the extractive default is covered
+    # by tests/rag/test_answer_path.py).
+    opened = RAG.open(tmp_path_factory.mktemp("store"), reader="generative")
     report = ingest_paths(opened.store, [docs], collection=COLLECTION, progress=False)
     assert report.ok and not report.errors and report.documents >= 13, report
     yield opened

@@ -1,0 +1,2 @@
+"""The extractive span reader: SQuAD-format training data, windowed features, span decoding, calibrated
+no-answer probabilities, training, and batched inference. Depends on transformers and torch only."""

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
+from chat_load import percentile  # the sibling benchmark script
 
 QUESTIONS: tuple[str, ...] = (
     # how-to
@@ -157,14 +158,6 @@ def ask(http: httpx.Client, args: argparse.Namespace, question: str) -> Row:
     row.support = round(support_ratio(row.answer, [s.get("text", "") for s in cited]), 3)
     row.supported = row.abstained or row.support >= SUPPORT_THRESHOLD
     return row
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
 
 
 def summarize(rows: list[Row]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ RESUME_KEYS = (
     "retrieval",
     "context_k",
     "reader",
+    "no_answer_threshold",
     "embedder",
     "answer_style",
     "split",

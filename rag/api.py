@@ -78,20 +78,6 @@ class RAG:
         self.store.embedder.embed_queries(["warm up"])
         self.reader.load()
 
-    def to_dict(self) -> dict[str, Any]:
-        """Every setting that shapes an answer (recorded with evaluation runs)."""
-        s = self.settings
-        return {
-            **self.reader.to_dict(),
-            "context_k": self.context_k,
-            "no_answer_threshold": self.policy.no_answer_threshold,
-            "min_dense_score": s.min_dense_score,
-            "retrieval": s.retrieval,
-            "fusion": s.fusion,
-            "candidates": s.candidates,
-            "embedder": self.store.embedder.name,
-        }
-
     def retrieve(
         self,
         query: str,

@@ -8,7 +8,7 @@ a calibrated no-answer probability. `GenerativeReader` prompts a causal LM (span
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,10 @@ from index.types import Embedder
 from rag.config import RagSettings
 from rag.errors import ConfigurationError
 from rag.focus import focus_passages
-from rag.generators import create_generator
+from rag.generators import count_tokens, create_generator
 from rag.grounding import declines
 from rag.prompt import sentence_messages, short_prompt
-from rag.types import Generation, GenerationRequest, Generator, Reading
+from rag.types import Generation, GenerationRequest, Generator, Reader, Reading
 
 # The reader this repository trains and ships (see models/reader/README.md).
 SHIPPED_READER = Path(__file__).resolve().parents[1] / "models" / "reader"
@@ -100,8 +100,7 @@ class GenerativeReader:
         return [list(c) for c in contexts]
 
     def count_tokens(self, text: str) -> int:
-        count = getattr(self.generator, "count_tokens", None)
-        return int(count(text)) if callable(count) else len(text.split())
+        return count_tokens(self.generator, text)
 
     def request(self, question: str, context: Sequence[Passage], style: str) -> GenerationRequest:
         if style == "short":
@@ -175,13 +174,17 @@ def reading(generation: Generation, focused: Sequence[Passage], context: Sequenc
     return Reading(text, where.index, where.start + shift, where.end + shift, 0.0, no_answer)
 
 
-def create_reader(settings: RagSettings, embedder: Embedder, generator: Generator | None = None) -> Any:
-    """The reader `settings.reader` names (a Reader)."""
-    if settings.reader == "extractive":
-        return ExtractiveReader(settings.reader_model)
-    if settings.reader == "generative":
-        return GenerativeReader(generator or create_generator(settings.generator, settings.backend), settings, embedder)
-    raise ConfigurationError(f"unknown reader {settings.reader!r}; choose one of {sorted(READERS)}")
+READERS: dict[str, Callable[[RagSettings, Embedder, Generator | None], Reader]] = {
+    "extractive": lambda settings, _embedder, _generator: ExtractiveReader(settings.reader_model),
+    "generative": lambda settings, embedder, generator: GenerativeReader(
+        generator or create_generator(settings.generator, settings.backend), settings, embedder
+    ),
+}
 
 
-READERS = ("extractive", "generative")
+def create_reader(settings: RagSettings, embedder: Embedder, generator: Generator | None = None) -> Reader:
+    """The reader `settings.reader` names."""
+    factory = READERS.get(settings.reader)
+    if factory is None:
+        raise ConfigurationError(f"unknown reader {settings.reader!r}; choose one of {sorted(READERS)}")
+    return factory(settings, embedder, generator)

@@ -11,15 +11,8 @@ from typing import Any
 from rag.api import RAG
 from rag.config import AnswerStyle
 from rag.errors import GenerationError
+from rag.generators import count_tokens
 from rag.types import Answer, Reading, StreamingReader
-
-
-def count_tokens(counter: Any, text: str) -> int:
-    """Tokens of `text` in a reader's or generator's own vocabulary; whitespace words where it cannot count."""
-    count = getattr(counter, "count_tokens", None)
-    if callable(count):
-        return int(count(text))
-    return len(text.split())
 
 
 def stream_answer(

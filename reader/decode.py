@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -34,10 +35,7 @@ def window_spans(
     if not valid.any():
         return []
     scores = start_logits[:, None] + end_logits[None, :]
-    band = np.triu(np.ones((length, length), dtype=bool)) & ~np.triu(
-        np.ones((length, length), dtype=bool), k=max_answer_tokens
-    )
-    allowed = band & valid[:, None] & valid[None, :]
+    allowed = _band(length, max_answer_tokens) & valid[:, None] & valid[None, :]
     scores = np.where(allowed, scores, -np.inf)
     flat = scores.ravel()
     count = min(n_best, int(allowed.sum()))
@@ -50,6 +48,15 @@ def window_spans(
             score = float(flat[index])
             spans.append(SpanCandidate(window.item, begin, end, score, score - null))
     return spans
+
+
+@lru_cache(maxsize=64)
+def _band(length: int, max_answer_tokens: int) -> np.ndarray:
+    """(start, end) pairs with 0 <= end - start < max_answer_tokens; windows share a few lengths."""
+    gap = np.arange(length)[None, :] - np.arange(length)[:, None]
+    band = (gap >= 0) & (gap < max_answer_tokens)
+    band.flags.writeable = False
+    return band
 
 
 def rank_spans(candidates: Sequence[SpanCandidate]) -> list[SpanCandidate]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,6 @@ class SpanModel:
         found: list[list[SpanCandidate]] = [[] for _ in questions]
         for window, (start, end) in zip(windows, self.logits(windows), strict=True):
             q, item, _ = pairs[window.item]
-            for c in window_spans(window, start, end, self.n_best, self.max_answer_tokens):
-                found[q].append(SpanCandidate(item, c.start, c.end, c.score, c.margin))
+            spans = window_spans(window, start, end, self.n_best, self.max_answer_tokens)
+            found[q].extend(replace(c, item=item) for c in spans)
         return [rank_spans(c) for c in found]

@@ -128,6 +128,16 @@ def read_training_files(paths: Sequence[Path], exclude_titles: frozenset[str] = 
     return examples
 
 
+def training_split(
+    paths: Sequence[Path], split_file: Path | None, exclude_split: str, fraction: float, seed: int
+) -> tuple[list[QAExample], list[QAExample], int]:
+    """(training, validation) questions of `paths` with the split file's `exclude_split` articles left out,
+    and how many articles that split names."""
+    excluded = load_split_articles(split_file, exclude_split) if split_file else frozenset()
+    train, held = split_validation(read_training_files(paths, excluded), fraction, seed)
+    return train, held, len(excluded)
+
+
 def split_validation(
     examples: Sequence[QAExample], fraction: float, seed: int
 ) -> tuple[list[QAExample], list[QAExample]]:

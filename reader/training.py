@@ -20,7 +20,7 @@ from reader.errors import ReaderError
 from reader.features import training_features
 from reader.manifest import write_manifest
 from reader.model import SpanModel
-from reader.squad_files import file_sha256, load_split_articles, read_training_files, split_validation
+from reader.squad_files import file_sha256, training_split
 from reader.validation import validate
 
 CHECKPOINTS = "checkpoints"
@@ -115,10 +115,10 @@ def train_reader(config: TrainConfig, echo: Callable[[str], None] = print) -> di
 
     _validate_config(config)
     started = time.perf_counter()
-    excluded = load_split_articles(config.split_file, config.exclude_split) if config.split_file else frozenset()
-    examples = read_training_files(config.data, excluded)
-    train, held = split_validation(examples, config.validation_fraction, config.seed)
-    echo(f"{len(train)} training questions, {len(held)} validation questions ({len(excluded)} articles excluded)")
+    train, held, excluded = training_split(
+        config.data, config.split_file, config.exclude_split, config.validation_fraction, config.seed
+    )
+    echo(f"{len(train)} training questions, {len(held)} validation questions ({excluded} articles excluded)")
     set_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(config.base)
     model = AutoModelForQuestionAnswering.from_pretrained(config.base, dtype=torch.float32)
@@ -167,7 +167,7 @@ def train_reader(config: TrainConfig, echo: Callable[[str], None] = print) -> di
         "excluded_articles": {
             "split_file": str(config.split_file),
             "split": config.exclude_split,
-            "count": len(excluded),
+            "count": excluded,
         }
         if config.split_file
         else None,

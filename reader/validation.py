@@ -25,14 +25,17 @@ def _words(text: str) -> set[str]:
 def reading_contexts(examples: Sequence[QAExample], distractors: int) -> list[list[str]]:
     """Each example's paragraph first, then the article's other paragraphs that share most words with it."""
     by_title: dict[str, list[str]] = defaultdict(list)
+    words: dict[str, set[str]] = {}
     for e in examples:
         if e.context not in by_title[e.title]:
             by_title[e.title].append(e.context)
+        if e.context not in words:
+            words[e.context] = _words(e.context)
     contexts = []
     for e in examples:
         asked = _words(e.question)
         others = [c for c in by_title[e.title] if c != e.context]
-        others.sort(key=lambda c: len(asked & _words(c)), reverse=True)
+        others.sort(key=lambda c: len(asked & words[c]), reverse=True)
         contexts.append([e.context, *others[:distractors]])
     return contexts
 

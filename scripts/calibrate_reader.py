@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reader.manifest import read_manifest, write_manifest  # noqa: E402
 from reader.model import SpanModel  # noqa: E402
-from reader.squad_files import load_split_articles, read_training_files, split_validation  # noqa: E402
+from reader.squad_files import training_split  # noqa: E402
 from reader.validation import validate  # noqa: E402
 
 
@@ -28,12 +28,8 @@ def main() -> None:
     hp = manifest["hyperparameters"]
     files = [args.data_dir / Path(f["path"]).name for f in manifest["training_files"]]
     excluded = manifest.get("excluded_articles") or {}
-    titles = (
-        load_split_articles(args.data_dir / Path(excluded["split_file"]).name, excluded["split"])
-        if excluded
-        else frozenset()
-    )
-    _, held = split_validation(read_training_files(files, titles), hp["validation_fraction"], hp["seed"])
+    split_file = args.data_dir / Path(excluded["split_file"]).name if excluded else None
+    _, held, _ = training_split(files, split_file, excluded.get("split", "test"), hp["validation_fraction"], hp["seed"])
     model = SpanModel(args.folder, hp["max_seq_len"], hp["stride"], hp["max_answer_tokens"])
     validation = validate(model, held, hp["distractors"])
     manifest["calibration"] = validation.pop("calibration")

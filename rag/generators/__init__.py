@@ -44,6 +44,14 @@ def llamacpp_installed() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
+def count_tokens(counter: object, text: str) -> int:
+    """Tokens of `text` in a generator's (or reader's) own vocabulary; whitespace words where it cannot count."""
+    count = getattr(counter, "count_tokens", None)
+    if callable(count):
+        return int(count(text))
+    return len(text.split())
+
+
 def create_generator(model: str, backend: str = "auto") -> Generator:
     """A generator for a packaged short name, a GGUF file, a local folder or a hub name."""
     location = resolve_generator(model)

@@ -1,7 +1,14 @@
 """The store: SQL rows + FAISS vectors + a keyword index, kept consistent."""
 
 from index.embedder import DEFAULT_EMBEDDER, SentenceTransformerEmbedder
-from index.errors import EmbedderMismatchError, ManifestError, NotFoundError, StoreError
+from index.errors import (
+    EmbedderMismatchError,
+    ManifestError,
+    NotFoundError,
+    StoreBusyError,
+    StoreError,
+    StoreIntegrityError,
+)
 from index.store import DEFAULT_COLLECTION, DocumentInfo, Store
 from index.types import AddResult, ChunkIn, ConsistencyReport, DocumentIn, Embedder, Passage, VectorIndex
 
@@ -20,6 +27,8 @@ __all__ = [
     "Passage",
     "SentenceTransformerEmbedder",
     "Store",
+    "StoreBusyError",
     "StoreError",
+    "StoreIntegrityError",
     "VectorIndex",
 ]

@@ -19,3 +19,11 @@ class UnknownBackendError(StoreError):
 
 class NotFoundError(StoreError):
     """A document or collection that was asked for does not exist."""
+
+
+class StoreIntegrityError(StoreError):
+    """A vector file does not match what the manifest recorded (checksum, dimension, count) or cannot be read."""
+
+
+class StoreBusyError(StoreError):
+    """Another process holds the store's write lock for longer than this one would wait."""

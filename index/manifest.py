@@ -12,7 +12,7 @@ from typing import Any
 
 from index.errors import ManifestError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: vector files named by generation, with checksums
 MANIFEST_NAME = "manifest.json"
 
 
@@ -27,12 +27,24 @@ def library_versions() -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class VectorFile:
+    """One collection's saved FAISS file as its writer left it: what `index.vector_files` verifies on load."""
+
+    file: str  # name inside <store>/vectors
+    sha256: str
+    generation: int  # the collection's SQL generation the file reflects
+    vectors: int
+    chunks: int
+
+
+@dataclass(frozen=True)
 class Manifest:
     embedder: str
     dimension: int
     format_version: int = FORMAT_VERSION
     index_type: str = "IDMap2,FlatIP"
     collections: dict[str, dict[str, int]] = field(default_factory=dict)
+    vector_files: dict[str, VectorFile] = field(default_factory=dict)  # by collection name
     versions: dict[str, str] = field(default_factory=library_versions)
 
 
@@ -56,7 +68,8 @@ def read(root: Path) -> Manifest | None:
         return None
     try:
         raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        manifest = Manifest(**raw)
+        files = {name: VectorFile(**record) for name, record in raw.pop("vector_files", {}).items()}
+        manifest = Manifest(**raw, vector_files=files)
     except (OSError, ValueError, TypeError) as exc:
         raise ManifestError(f"{path}: unreadable manifest ({exc})") from exc
     if manifest.format_version > FORMAT_VERSION:

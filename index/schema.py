@@ -17,11 +17,28 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        if _unversioned_store(connection):
-            command.stamp(config, BASELINE)
-        command.upgrade(config, revision)
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A table rebuild drops the old table: with foreign keys on, that would cascade to its children.
+            # The pragma is ignored inside a transaction, so it comes first; pysqlite opens no transaction
+            # before DDL on its own, so BEGIN is explicit.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            config.attributes["connection"] = connection
+            if _unversioned_store(connection):
+                command.stamp(config, BASELINE)
+            command.upgrade(config, revision)
+            if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                raise RuntimeError("schema upgrade left rows whose parent is missing; nothing was changed")
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 def _unversioned_store(connection: Connection) -> bool:

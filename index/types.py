@@ -62,7 +62,11 @@ class AddResult:
 
 @dataclass(frozen=True)
 class ConsistencyReport:
-    """Chunk ids in SQL versus the vector index, per collection; consistent when both differences are empty."""
+    """SQL versus the vector and keyword indexes of one collection, and the vector file versus the manifest.
+
+    Consistent when the chunk ids agree everywhere, the vector file is the one the manifest recorded, and every
+    sampled chunk's stored vectors are its own text's vectors.
+    """
 
     collection: str
     sql_chunks: int
@@ -70,11 +74,30 @@ class ConsistencyReport:
     missing_vectors: tuple[int, ...]
     orphan_vectors: tuple[int, ...]
     keyword_chunks: int | None = None
+    file_error: str | None = None  # the vector file fails verification (checksum, dimension, count, format)
+    sampled_chunks: int = 0  # chunks re-embedded and compared with their stored vectors
+    mismatched_vectors: tuple[int, ...] = ()  # sampled chunks whose stored vectors belong to other text
 
     @property
     def consistent(self) -> bool:
         keyword_ok = self.keyword_chunks is None or self.keyword_chunks == self.sql_chunks
-        return not self.missing_vectors and not self.orphan_vectors and keyword_ok
+        ids_ok = not self.missing_vectors and not self.orphan_vectors
+        return ids_ok and keyword_ok and self.file_error is None and not self.mismatched_vectors
+
+    def problems(self) -> list[str]:
+        """One phrase per difference, for people."""
+        found = [self.file_error] if self.file_error else []
+        if self.missing_vectors:
+            found.append(f"{len(self.missing_vectors)} chunks have no vectors")
+        if self.orphan_vectors:
+            found.append(f"{len(self.orphan_vectors)} vector ids have no chunk")
+        if self.keyword_chunks is not None and self.keyword_chunks != self.sql_chunks:
+            found.append(f"keyword index holds {self.keyword_chunks} of {self.sql_chunks} chunks")
+        if self.mismatched_vectors:
+            found.append(
+                f"{len(self.mismatched_vectors)} of {self.sampled_chunks} sampled chunks have vectors of other text"
+            )
+        return found
 
 
 @runtime_checkable

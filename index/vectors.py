@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import faiss
@@ -41,6 +42,14 @@ class FaissIndex:
     @classmethod
     def load(cls, path: str | Path, use_gpu: bool | None = None) -> FaissIndex:
         return cls(faiss.read_index(str(path)), use_gpu)
+
+    @classmethod
+    def from_bytes(cls, data: np.ndarray, use_gpu: bool | None = None) -> FaissIndex:
+        """An index from `to_bytes` output (uint8 array); RuntimeError when FAISS cannot parse it."""
+        return cls(faiss.deserialize_index(data), use_gpu)
+
+    def to_bytes(self) -> np.ndarray:
+        return faiss.serialize_index(self._index)
 
     @property
     def dimension(self) -> int:
@@ -80,6 +89,16 @@ class FaissIndex:
     def ids(self) -> np.ndarray:
         """The chunk ids present, sorted."""
         return np.unique(self._vector_ids() // SLOTS)
+
+    def vectors_of(self, chunk_ids: Sequence[int]) -> list[np.ndarray]:
+        """Every vector of each chunk in slot order (its own first, then its sentences'); empty when absent."""
+        keys = self._vector_ids()
+        wanted = np.sort(keys[np.isin(keys // SLOTS, np.asarray(chunk_ids, dtype=np.int64))])
+        found: dict[int, list[np.ndarray]] = {}
+        for key in wanted.tolist():
+            found.setdefault(key // SLOTS, []).append(self._index.reconstruct(key))
+        empty = np.zeros((0, self.dimension), dtype=np.float32)
+        return [np.stack(found[c]) if c in found else empty for c in map(int, chunk_ids)]
 
     def reconstruct(self, chunk_id: int) -> np.ndarray:
         """The chunk's own vector (its first)."""

@@ -8,9 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
 from tqdm import tqdm
 
-from index import DEFAULT_COLLECTION, ChunkIn, DocumentIn, Store
+from index import DEFAULT_COLLECTION, AddResult, ChunkIn, DocumentIn, Store, StoreError
 from ingest.chunking import TokenChunker
 from ingest.errors import LoadError
 from ingest.loaders import LoaderOptions, load_file
@@ -18,6 +19,9 @@ from ingest.types import Chunker, SourceDoc
 from ingest.walk import iter_files
 
 log = logging.getLogger(__name__)
+
+# Errors that mean the store itself is unusable (not one document's data): they end the ingest.
+_STORE_FAILURES = (StoreError, OSError, OperationalError)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,11 @@ class IngestReport:
 
 
 def to_document(doc: SourceDoc, chunker: Chunker) -> DocumentIn:
-    spans = chunker.split(doc.text)
+    """`doc` chunked, with JSON-safe metadata; LoadError with a one-line reason when the chunker fails on it."""
+    try:
+        spans = chunker.split(doc.text)
+    except Exception as exc:  # noqa: BLE001 - chunkers are user code; one document must not abort the batch
+        raise LoadError(f"cannot split into chunks: {_one_line(exc)}") from exc
     return DocumentIn(
         source=doc.source,
         text=doc.text,
@@ -62,9 +70,17 @@ def to_document(doc: SourceDoc, chunker: Chunker) -> DocumentIn:
 class _Batcher:
     """Collects documents until about `limit` chunks are pending, then writes them in one `Store.add`."""
 
-    def __init__(self, store: Store, collection: str, report: IngestReport, limit: int, save_every_s: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        collection: str,
+        report: IngestReport,
+        limit: int,
+        save_every_s: float,
+        on_error: Callable[[FileError], None] | None = None,
+    ) -> None:
         self.store, self.collection, self.report, self.limit = store, collection, report, limit
-        self.save_every_s = save_every_s
+        self.save_every_s, self.on_error = save_every_s, on_error
         self.pending: list[DocumentIn] = []
         self.pending_chunks = 0
         self.last_save = time.monotonic()
@@ -77,17 +93,33 @@ class _Batcher:
 
     def flush(self, final: bool = False) -> None:
         if self.pending:
-            save = final or time.monotonic() - self.last_save >= self.save_every_s
-            result = self.store.add(self.pending, self.collection, save=save)
-            self.report.added += result.added
-            self.report.replaced += result.replaced
-            self.report.unchanged += result.unchanged
-            self.report.chunks += result.chunks
-            self.pending, self.pending_chunks = [], 0
-            if save:
-                self.last_save = time.monotonic()
-        elif final:
+            batch, self.pending, self.pending_chunks = self.pending, [], 0
+            try:
+                self._count(self.store.add(batch, self.collection, save=False))
+            except _STORE_FAILURES:
+                raise
+            except Exception:  # noqa: BLE001 - one document's data: store the others, report that one
+                self._add_one_by_one(batch)
+        if final or time.monotonic() - self.last_save >= self.save_every_s:
             self.store.save()
+            self.last_save = time.monotonic()
+
+    def _add_one_by_one(self, batch: list[DocumentIn]) -> None:
+        """After a batch failed on its data: each document alone, so only the one at fault is skipped."""
+        for doc in batch:
+            try:
+                self._count(self.store.add([doc], self.collection, save=False))
+            except _STORE_FAILURES:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the document the batch failed on
+                self.report.documents -= 1
+                _record(self.report, FileError(doc.source, f"the store rejected it: {_one_line(exc)}"), self.on_error)
+
+    def _count(self, result: AddResult) -> None:
+        self.report.added += result.added
+        self.report.replaced += result.replaced
+        self.report.unchanged += result.unchanged
+        self.report.chunks += result.chunks
 
 
 def ingest_paths(
@@ -104,12 +136,30 @@ def ingest_paths(
     on_error: Callable[[FileError], None] | None = None,
 ) -> IngestReport:
     """Ingest files and folders into a collection; re-running after a crash finishes the job without duplicates."""
+    with store.writing():  # one writer for the whole run; its first write heals what an interrupted run left
+        return _ingest(
+            store, paths, collection, include, exclude, chunker, options, batch_chunks, save_every_s, progress, on_error
+        )
+
+
+def _ingest(
+    store: Store,
+    paths: Sequence[str | Path],
+    collection: str,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    chunker: Chunker | None,
+    options: LoaderOptions | None,
+    batch_chunks: int,
+    save_every_s: float,
+    progress: bool,
+    on_error: Callable[[FileError], None] | None,
+) -> IngestReport:
     started = time.perf_counter()
-    store.repair()  # a run interrupted between SQL commit and vector save is completed here
     chunker = chunker or default_chunker(store)
     report = IngestReport()
     run_id = store.start_run(collection)
-    batcher = _Batcher(store, collection, report, batch_chunks, save_every_s)
+    batcher = _Batcher(store, collection, report, batch_chunks, save_every_s, on_error)
     status = "failed"
     try:
         files = list(iter_files([Path(p) for p in paths], include, exclude))
@@ -124,9 +174,13 @@ def ingest_paths(
                 _record(report, FileError(str(path), f"{type(exc).__name__}: {exc}"), on_error)
                 continue
             for doc in docs:
-                document = to_document(doc, chunker)
+                try:
+                    document = to_document(doc, chunker)
+                except LoadError as exc:
+                    _record(report, FileError(doc.source, str(exc)), on_error)
+                    continue
                 if not document.chunks:
-                    report.skipped += 1
+                    _record(report, FileError(doc.source, "no text"), on_error)
                     continue
                 report.documents += 1
                 batcher.push(document)
@@ -143,6 +197,12 @@ def default_chunker(store: Store, chunk_tokens: int | None = None, overlap_token
     embedder = store.embedder
     limit = int(getattr(embedder, "max_tokens", 256)) - 2
     return TokenChunker(embedder.tokenizer, min(chunk_tokens or limit, limit), overlap_tokens)  # type: ignore[attr-defined]
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line of a report: its type, then its message with whitespace collapsed."""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _record(report: IngestReport, error: FileError, on_error: Callable[[FileError], None] | None) -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from index.json_safe import clean_text, json_safe
+
 
 def content_hash(text: str) -> str:
     """Identity of a document's content: sha256 of its UTF-8 text."""
@@ -26,6 +28,12 @@ class SourceDoc:
     text: str
     title: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Repaired here, before anything hashes or chunks the text, so no loader can forget it.
+        for name in ("source", "text", "title"):
+            object.__setattr__(self, name, clean_text(getattr(self, name)))
+        object.__setattr__(self, "metadata", json_safe(dict(self.metadata)))
 
     @property
     def content_hash(self) -> str:

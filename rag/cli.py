@@ -149,22 +149,29 @@ def docs(store: StoreOpt = None, collection: CollectionOpt = None) -> None:
 @app.command()
 def check(
     store: StoreOpt = None,
-    repair: Annotated[bool, typer.Option(help="fix what differs: embed missing vectors, drop orphans")] = False,
+    repair: Annotated[
+        bool, typer.Option(help="fix what differs: embed missing vectors, drop orphans, rebuild a bad vector file")
+    ] = False,
+    sample: Annotated[int, typer.Option(help="chunks per collection re-embedded and compared to their vectors")] = 50,
+    embedder: Annotated[
+        str | None, typer.Option(help="with --repair on a store whose manifest is lost: the embedder to rebuild with")
+    ] = None,
 ) -> None:
-    """Prove that SQL, FAISS and the keyword index hold the same chunk ids."""
+    """Prove that SQL, FAISS and the keyword index agree and that the vector files are the ones the store wrote."""
     _quiet_libraries()
-    settings = settings_from(store)
-    with _open_store(settings) as opened:
-        reports = opened.repair() if repair else opened.check()
-    healthy = True
+    from index import SentenceTransformerEmbedder, Store
+
+    settings = settings_from(store, embedder=embedder)
+    model = SentenceTransformerEmbedder(settings.embedder) if settings.embedder else None
+    with Store.open(settings.store, model, settings.database_url, rebuild_manifest=repair) as opened:
+        reports = opened.repair(sample=sample) if repair else opened.check(sample=sample)
     for r in reports:
-        state = "consistent" if r.consistent else "INCONSISTENT"
-        healthy &= r.consistent
+        state = "consistent" if r.consistent else "INCONSISTENT: " + "; ".join(r.problems())
         typer.echo(
-            f"{r.collection}: {state}: sql {r.sql_chunks}, faiss {r.vector_chunks}, keyword {r.keyword_chunks}, "
-            f"missing vectors {len(r.missing_vectors)}, orphan vectors {len(r.orphan_vectors)}"
+            f"{r.collection}: {state} (sql {r.sql_chunks}, faiss {r.vector_chunks}, keyword {r.keyword_chunks}, "
+            f"vectors re-embedded for {r.sampled_chunks} chunks)"
         )
-    if not healthy:
+    if not all(r.consistent for r in reports):
         raise typer.Exit(code=1)
 
 
@@ -261,5 +268,50 @@ def serve(
         qa.close()
 
 
+# Exit codes: 0 done; 1 the command ran and found a problem (an inconsistent store, nothing ingested, an unknown
+# document); 2 bad usage or input (options, data files, models); 3 the store cannot be used as it is (a vector
+# file that fails verification, a lost manifest, another embedder, another process writing).
+EXIT_FOUND_PROBLEM, EXIT_BAD_INPUT, EXIT_STORE = 1, 2, 3
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an error")] = False,
+) -> None:
+    global _debug
+    _debug = debug
+
+
+_debug = False
+
+
+def main() -> None:
+    """The `rag` command: an error of ours is one red line and a documented exit code; --debug adds the traceback."""
+    try:
+        app()
+    except Exception as exc:
+        code = _exit_code(exc)
+        if code is None or _debug:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        typer.secho(f"error: {message}", fg="red", err=True)
+        raise SystemExit(code) from None
+
+
+def _exit_code(exc: Exception) -> int | None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from eval.errors import EvalError
+    from index.errors import StoreError
+    from rag.errors import RagError
+    from reader.errors import ReaderError
+
+    if isinstance(exc, (StoreError, SQLAlchemyError, OSError)):  # the database or the store folder
+        return EXIT_STORE
+    if isinstance(exc, (RagError, ReaderError, EvalError)):
+        return EXIT_BAD_INPUT
+    return None
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ingest.errors import LoadError
 from ingest.loaders._io import read_bytes
+from ingest.loaders.zip_guard import check_zip_package
 from ingest.types import SourceDoc
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ def read_docx(data: bytes) -> tuple[list[str], str | None]:
 
     # A damaged package surfaces as a zip, OPC, XML or lookup error depending on where it breaks.
     damaged = (zipfile.BadZipFile, OpcError, LxmlError, KeyError, ValueError, TypeError, AttributeError, OSError)
+    check_zip_package(data, ".docx")  # python-docx inflates members whole: refuse bombs first
     try:
         document = docx.Document(io.BytesIO(data))
         blocks = [

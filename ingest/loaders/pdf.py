@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from index.json_safe import clean_text
 from ingest.errors import LoadError
 from ingest.loaders._io import read_bytes
 from ingest.types import SourceDoc
@@ -44,7 +45,8 @@ def read_pdf(data: bytes) -> tuple[list[str], str | None]:
             # Owner-protected files have an empty user password: they must open.
             if reader.is_encrypted and not reader.decrypt(""):
                 raise LoadError("encrypted PDF: a password is required")
-            pages = [(page.extract_text() or "").strip() for page in reader.pages]
+            # Cleaned here, not only in SourceDoc: page_starts must be offsets into the cleaned text.
+            pages = [clean_text(page.extract_text() or "").strip() for page in reader.pages]
             title = reader.metadata.title if reader.metadata else None
         except FileNotDecryptedError as exc:
             raise LoadError("encrypted PDF: a password is required") from exc

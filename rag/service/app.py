@@ -54,6 +54,7 @@ class Service:
     def __init__(self, qa: RAG, settings: ServiceSettings) -> None:
         self.keys = ApiKeys(key.get_secret_value() for key in settings.api_keys)
         self.qa, self.settings = qa, settings.model_copy(update={"api_keys": []})  # keep only the digests
+        qa.store.lock_timeout_s = settings.write_wait_s  # an upload waits this long for a CLI ingest, then 503
         self.limiter = ConcurrencyLimiter(settings.max_concurrency, settings.queue_wait_s, settings.retry_after_s)
         self.metrics = Metrics()
         self.metrics.in_flight.set_function(lambda: self.limiter.active)
@@ -62,6 +63,7 @@ class Service:
 
     async def warm_up(self) -> None:
         try:
+            await run_in_threadpool(self.qa.store.heal)  # finish what a killed CLI write left, if nobody is writing
             await run_in_threadpool(self.qa.warm_up)
             self.ready = True
         except Exception as exc:  # noqa: BLE001 - reported by /readyz instead of killing the server
@@ -285,7 +287,9 @@ def create_app(qa: RAG, settings: ServiceSettings | None = None) -> FastAPI:
             return JSONResponse({"status": "not ready", "reason": f"store: {exc}"}, status_code=503)
         return JSONResponse({"status": "ready", "reader": qa.reader.name})
 
-    @app.get("/metrics", include_in_schema=False)
+    metrics_guard = [Depends(service.keys)] if service.settings.metrics_require_key else []
+
+    @app.get("/metrics", include_in_schema=False, dependencies=metrics_guard)
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=service.metrics.content_type)
 

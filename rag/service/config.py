@@ -30,12 +30,16 @@ class ServiceSettings(BaseSettings):
     queue_wait_s: float = Field(default=0.25, ge=0, le=30, description="wait this long for a free slot, then 429")
     retry_after_s: int = Field(default=1, ge=1)
     request_timeout_s: float = Field(default=120.0, gt=0)
+    write_wait_s: float = Field(default=10.0, ge=0, description="an upload waits this long for another writer")
     max_prompt_tokens: int = Field(default=2048, ge=16, description="tokens of conversation a request may carry")
     max_output_tokens: int = Field(default=512, ge=1, description="max_tokens is clamped to this")
     default_max_tokens: int = Field(default=128, ge=1, description="output tokens when a request names none")
     model_aliases: dict[str, str] = Field(default_factory=dict, description="model name -> collection")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="comma-separated")
     chat_style: AnswerStyle = "sentence"
+    metrics_require_key: bool = Field(
+        default=False, description="/metrics asks for an API key too (when keys are configured)"
+    )
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

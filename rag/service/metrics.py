@@ -8,6 +8,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+# Clients choose the method token freely; any other value is counted as "other" so labels stay bounded.
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def method_label(method: str) -> str:
+    """The request's method if it is a standard one, else "other"."""
+    return method if method in STANDARD_METHODS else "other"
 
 
 class Metrics:
@@ -44,7 +51,8 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Counts every HTTP request by its route template (not the raw path, which would grow without bound)."""
+    """Counts every HTTP request by method, route template and status. Every label has a bounded set of values:
+    the raw path and unknown methods, which a client can vary at will, never become labels."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -67,6 +75,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, recording)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope.get("method", "")
+            method = method_label(scope.get("method", ""))
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from index import NotFoundError
+from index import NotFoundError, StoreBusyError, StoreIntegrityError
 from rag.config import AnswerStyle
 from rag.errors import RagError
 from rag.types import Answer
@@ -80,6 +80,14 @@ def install_error_handlers(app: FastAPI, on_error: Callable[[str], None]) -> Non
     @app.exception_handler(NotFoundError)
     async def not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
         return answer(404, str(exc), "not_found")
+
+    @app.exception_handler(StoreBusyError)
+    async def busy(_request: Request, exc: StoreBusyError) -> JSONResponse:
+        return answer(503, str(exc), "store_busy", {"Retry-After": "5"})
+
+    @app.exception_handler(StoreIntegrityError)
+    async def damaged(_request: Request, exc: StoreIntegrityError) -> JSONResponse:
+        return answer(503, str(exc), "store_integrity")
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -103,21 +104,6 @@ def test_collections_are_separate(store: Store) -> None:
         store.keyword_search("capital", 5, collection="missing")
 
 
-def test_crash_before_vector_save_is_repaired(
-    tmp_path: Path, embedder: SentenceTransformerEmbedder, database_url: str | None
-) -> None:
-    root = tmp_path / "store"
-    with Store.open(root, embedder=embedder, database_url=database_url) as first:
-        first.add([PARIS])
-        first.add([ROME], save=False)  # SQL committed, FAISS file not rewritten: then the process "dies"
-    with Store.open(root, embedder=embedder, database_url=database_url) as reopened:
-        report = reopened.check()[0]
-        assert len(report.missing_vectors) == 2 and not report.consistent
-        assert reopened.repair()[0].consistent
-    with Store.open(root, embedder=embedder, database_url=database_url) as again:
-        assert again.check()[0].consistent
-
-
 def test_crash_after_sql_delete_drops_orphan_vectors(
     tmp_path: Path, embedder: SentenceTransformerEmbedder, database_url: str | None
 ) -> None:
@@ -151,8 +137,6 @@ def test_other_embedder_is_refused(
 
 
 def test_manifest_records_embedder_and_counts(store: Store) -> None:
-    import json
-
     store.add([PARIS])
     manifest = json.loads((store.root / "manifest.json").read_text())
     assert manifest["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
@@ -163,9 +147,9 @@ def test_manifest_records_embedder_and_counts(store: Store) -> None:
 def test_schema_is_at_the_newest_migration(store: Store) -> None:
     from index import schema
 
-    assert schema.current_revision(store.engine) == "0002"
+    assert schema.current_revision(store.engine) == "0003"
     schema.upgrade(store.engine)  # idempotent: an up-to-date store upgrades to itself
-    assert schema.current_revision(store.engine) == "0002"
+    assert schema.current_revision(store.engine) == "0003"
 
 
 def test_keyword_search_matches_the_document_title(store: Store) -> None:
@@ -220,9 +204,11 @@ def test_store_from_the_first_schema_is_upgraded_and_re_embedded(
     old_vectors = FaissIndex.create(embedder.dimension, use_gpu=False)
     old_vectors.add([1, 2], embedder.embed_documents([c.text for c in ROME.chunks]))
     old_vectors.save(root / "vectors" / "collection-1.faiss")
+    old_manifest = {"embedder": embedder.name, "dimension": 384, "format_version": 1, "collections": {}}
+    (root / "manifest.json").write_text(json.dumps(old_manifest))
 
     with Store.open(root, embedder=embedder) as upgraded:
-        assert schema.current_revision(upgraded.engine) == "0002"
+        assert schema.current_revision(upgraded.engine) == "0003"
         assert not (root / "vectors" / "collection-1.faiss").exists()
         assert_consistent(upgraded)
         assert len(upgraded.passages(upgraded.keyword_search("Rome", 5))) == 2  # titles are indexed now

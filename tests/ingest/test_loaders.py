@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import struct
+import tracemalloc
+import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +16,7 @@ import pytest
 from ingest.errors import LoadError, UnsupportedFormatError
 from ingest.loaders import LOADERS, LoaderOptions, load_file, loader_for
 from ingest.loaders.squad import is_squad
+from ingest.loaders.zip_guard import MAX_MEMBERS
 from ingest.types import Loader
 
 pytestmark = pytest.mark.unit
@@ -227,6 +234,109 @@ def test_corrupt_docx(tmp_path: Path) -> None:
         load_file(path)
 
 
+MIB = 1024 * 1024
+BOMB = "word/media/bomb.bin"
+
+
+def ordinary_docx() -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("An ordinary paragraph.")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def docx_with_bomb(path: Path, zero_mib: int, method: int = zipfile.ZIP_DEFLATED) -> Path:
+    """An ordinary .docx plus a member of `zero_mib` MiB of zeros that the root relationships point at (so python-docx
+    reads it), written a MiB at a time: the test never holds it whole."""
+    bin_type = b'<Default Extension="bin" ContentType="application/octet-stream"/>'
+    relation = b'<Relationship Id="rIdBomb" Type="urn:bomb" Target="word/media/bomb.bin"/>'
+    with zipfile.ZipFile(io.BytesIO(ordinary_docx())) as source, zipfile.ZipFile(path, "w", method) as target:
+        for member in source.infolist():
+            data = source.read(member)
+            if member.filename == "[Content_Types].xml":
+                data = data.replace(b"<Default ", bin_type + b"<Default ", 1)
+            elif member.filename == "_rels/.rels":
+                data = data.replace(b"</Relationships>", relation + b"</Relationships>")
+            target.writestr(member, data)
+        with target.open(BOMB, "w") as stream:
+            for _ in range(zero_mib):
+                stream.write(bytes(MIB))
+    return path
+
+
+def declare_size_of_last_member(path: Path, size: int) -> None:
+    """Make the last member's headers declare `size` bytes, with the CRC of that many zeros, so that zipfile's own
+    checks pass when it stops reading there."""
+    data = bytearray(path.read_bytes())
+    local = zipfile.ZipFile(path).infolist()[-1].header_offset
+    central = data.rfind(b"PK\x01\x02")
+    crc = zlib.crc32(bytes(size))
+    for crc_at, size_at in ((local + 14, local + 22), (central + 16, central + 24)):
+        struct.pack_into("<I", data, crc_at, crc)
+        struct.pack_into("<I", data, size_at, size)
+    path.write_bytes(bytes(data))
+
+
+def peak_bytes(work: Callable[[], object]) -> int:
+    """The most memory Python held at once while `work` ran."""
+    tracemalloc.start()
+    try:
+        work()
+    except LoadError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+class TestDocxZipBombs:
+    def test_an_ordinary_docx_still_loads(self, tmp_path: Path) -> None:
+        path = tmp_path / "ordinary.docx"
+        path.write_bytes(ordinary_docx())
+        [doc] = load_file(path)
+        assert doc.text == "An ordinary paragraph."
+
+    def test_a_member_declaring_too_much_is_refused_before_inflating(self, tmp_path: Path) -> None:
+        path = docx_with_bomb(tmp_path / "bomb.docx", zero_mib=300)
+        assert path.stat().st_size < MIB
+        with pytest.raises(
+            LoadError, match=r"member 'word/media/bomb\.bin' declares 300\.0 MiB .* limit of 256\.0 MiB"
+        ):
+            load_file(path)
+        assert peak_bytes(lambda: load_file(path)) < 100 * MIB
+
+    def test_a_member_compressed_too_well_is_refused(self, tmp_path: Path) -> None:
+        path = docx_with_bomb(tmp_path / "ratio.docx", zero_mib=64)
+        with pytest.raises(
+            LoadError, match=r"'word/media/bomb\.bin' declares 64\.0 MiB .*ratio \d+:1\), over .* 200:1"
+        ):
+            load_file(path)
+
+    def test_a_header_that_understates_the_size_is_caught_while_inflating(self, tmp_path: Path) -> None:
+        path = docx_with_bomb(tmp_path / "liar.docx", zero_mib=300)
+        declare_size_of_last_member(path, 1000)
+        with pytest.raises(LoadError, match=r"'word/media/bomb\.bin' inflates to more than the 1000 bytes it declares"):
+            load_file(path)
+        assert peak_bytes(lambda: load_file(path)) < 100 * MIB
+
+    def test_methods_office_never_uses_are_refused(self, tmp_path: Path) -> None:
+        path = docx_with_bomb(tmp_path / "bzip2.docx", zero_mib=1, method=zipfile.ZIP_BZIP2)
+        with pytest.raises(LoadError, match=r"uses compression method 12; only stored and deflate"):
+            load_file(path)
+
+    def test_too_many_members_are_refused(self, tmp_path: Path) -> None:
+        path = tmp_path / "many.docx"
+        with zipfile.ZipFile(path, "w") as archive:
+            for i in range(MAX_MEMBERS + 1):
+                archive.writestr(f"m{i}", b"")
+        with pytest.raises(LoadError, match=rf"it has {MAX_MEMBERS + 1} members, over the limit of {MAX_MEMBERS}"):
+            load_file(path)
+
+
 def test_jsonl_records_and_malformed_line(tmp_path: Path) -> None:
     path = tmp_path / "records.jsonl"
     path.write_text('{"id": "a", "text": "first", "lang": "en", "tags": ["x"]}\n\n{"text": "second"}\n')
@@ -260,4 +370,41 @@ def test_invalid_json(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
     path.write_text('{"text": ')
     with pytest.raises(LoadError, match="invalid JSON at line 1"):
+        load_file(path)
+
+
+# ---- invalid Unicode and records without text -------------------------------------------------
+
+
+def test_source_doc_repairs_invalid_unicode_before_hashing() -> None:
+    from ingest.types import SourceDoc, content_hash
+
+    doc = SourceDoc(
+        source="notes\udcff.txt",
+        text="bad \ud800 pair \ud83d\ude00 nul\x00 end",
+        title="T\x00itle \udfff",
+        metadata={"k\ud800": "v\x00", "nested": ["\ud801", ("ok", 1.5)], "n": 3},
+    )
+    assert doc.source == "notes\ufffd.txt"
+    assert doc.text == "bad \ufffd pair \U0001f600 nul end"  # a split pair is joined, a lone half replaced
+    assert doc.title == "Title \ufffd"
+    assert doc.metadata == {"k\ufffd": "v", "nested": ["\ufffd", ["ok", 1.5]], "n": 3}
+    assert doc.content_hash == content_hash("bad \ufffd pair \U0001f600 nul end")
+    doc.text.encode("utf-8")  # what the tokenizer and SQL need
+
+
+def test_jsonl_lone_surrogate_is_replaced_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    # json accepts the escape of a lone UTF-16 surrogate; it cannot be encoded as UTF-8.
+    path.write_text('{"id": "s", "text": "good \\ud800 text", "title": "t\\udc00", "tag": "x\\u0000y"}\n')
+    [doc] = load_file(path)
+    assert (doc.text, doc.title, dict(doc.metadata)) == ("good \ufffd text", "t\ufffd", {"tag": "xy"})
+
+
+def test_json_records_without_text_reach_the_pipeline(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    path.write_text('{"text": "first"}\n{"text": "  "}\n{"text": ""}\n')
+    assert [doc.text for doc in load_file(path)] == ["first", "  ", ""]  # the pipeline reports the blank ones
+    path.write_text('{"text": " "}\n{"text": ""}\n')
+    with pytest.raises(LoadError, match="no text found in file"):
         load_file(path)

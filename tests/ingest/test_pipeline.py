@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from sqlalchemy import select
 
 from index import SentenceTransformerEmbedder, Store
+from index.json_safe import json_safe
+from index.models import Document
 from ingest.chunking import TokenChunker
-from ingest.pipeline import default_chunker, ingest_paths
+from ingest.loaders import load_file
+from ingest.pipeline import FileError, default_chunker, ingest_paths, to_document
+from ingest.types import ChunkSpan
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +111,8 @@ def test_interrupted_ingest_resumes_without_duplicates(
     shutil.copytree(data_dir / "docs" / "txtai_docs", folder)
     root = tmp_path / "store"
     with Store.open(root, embedder=embedder) as store, pytest.raises(KeyboardInterrupt):
-        # Small batches and no periodic save: SQL commits run ahead of the vector file.
+        # Small batches and no periodic save: SQL commits run ahead of the vector file until the run ends.
+        # (A run killed outright is tests/index/test_integrity.py's.)
         ingest_paths(
             store,
             [folder],
@@ -113,8 +122,145 @@ def test_interrupted_ingest_resumes_without_duplicates(
             progress=False,
         )
     with Store.open(root, embedder=embedder) as store:
-        assert not consistent(store)  # the crash left SQL ahead of FAISS
+        assert consistent(store)  # the interrupted run saved the vectors of what it had committed
         report = ingest_paths(store, [folder], progress=False)
         assert consistent(store)
         sources = [d.source for d in store.documents()]
         assert len(sources) == len(set(sources)) == report.documents
+
+
+# ---- one bad document never aborts the ingest ---------------------------------------------------
+
+
+def test_lone_surrogate_record_is_repaired_and_every_good_document_stored(store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Alpha particles are helium nuclei.")
+    (folder / "b.txt").write_text("Beta decay emits an electron.")
+    records = folder / "records.jsonl"
+    records.write_text(
+        '{"id": "first", "text": "Gamma rays are photons."}\n'
+        '{"id": "bad", "text": "good \\ud800 text about delta"}\n'  # a lone surrogate: json accepts it
+        '{"id": "last", "text": "Epsilon is a small quantity."}\n'
+    )
+    report = ingest_paths(store, [folder], progress=False)
+    assert report.errors == []
+    assert (report.files, report.documents, report.added) == (3, 5, 5)
+    stored = {d.source: d for d in store.documents()}
+    assert set(stored) == {str(folder / "a.txt"), str(folder / "b.txt")} | {
+        f"{records}#{key}" for key in ("first", "bad", "last")
+    }
+    assert store.document_text(stored[f"{records}#bad"].id) == "good \ufffd text about delta"
+    assert consistent(store)
+
+
+class RefusingChunker:
+    """A user's chunker that cannot split some documents (it raises, as a language-specific splitter might)."""
+
+    def __init__(self, chunker: TokenChunker) -> None:
+        self.chunker = chunker
+
+    def split(self, text: str) -> list[ChunkSpan]:
+        if "Klingon" in text:
+            raise ValueError("no splitter for\nKlingon")
+        return self.chunker.split(text)
+
+
+def test_chunker_failure_skips_only_that_document(store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in [("a.txt", "Alpha is first."), ("b.txt", "Klingon text."), ("c.txt", "Gamma is third.")]:
+        (folder / name).write_text(text)
+    seen: list[FileError] = []
+    report = ingest_paths(
+        store, [folder], chunker=RefusingChunker(default_chunker(store)), progress=False, on_error=seen.append
+    )
+    expected = FileError(str(folder / "b.txt"), "cannot split into chunks: ValueError: no splitter for Klingon")
+    assert report.errors == seen == [expected]
+    assert (report.files, report.documents, report.added, report.skipped) == (3, 2, 2, 1)
+    assert [d.source for d in store.documents()] == [str(folder / "a.txt"), str(folder / "c.txt")]
+
+
+class Utf16Chunker:
+    """A user's chunker that counts UTF-16 code units, as one ported from JavaScript might: a cut through
+    an emoji leaves half a surrogate pair in each piece. It chunks without error; the embedder rejects it."""
+
+    def __init__(self, units: int) -> None:
+        self.units = units
+
+    def split(self, text: str) -> list[ChunkSpan]:
+        data, spans, start = text.encode("utf-16-le", "surrogatepass"), [], 0
+        for offset in range(0, len(data), 2 * self.units):
+            piece = data[offset : offset + 2 * self.units].decode("utf-16-le", "surrogatepass")
+            spans.append(ChunkSpan(len(spans), start, start + len(piece), piece))
+            start += len(piece)
+        return spans
+
+
+def test_document_the_store_rejects_is_skipped_and_the_rest_of_its_batch_stored(store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Alpha is the first letter of the alphabet.")
+    (folder / "b.txt").write_text("Smile \U0001f600 please", encoding="utf-8")  # its UTF-16 units 7 and 8
+    (folder / "c.txt").write_text("Gamma is the third letter of the alphabet.")
+    report = ingest_paths(store, [folder], chunker=Utf16Chunker(7), progress=False)  # one batch holds all three
+    [error] = report.errors
+    assert error.path == str(folder / "b.txt")
+    assert error.reason.startswith("the store rejected it: TypeError: ") and "\n" not in error.reason
+    stored = store.documents()
+    assert [d.source for d in stored] == [str(folder / "a.txt"), str(folder / "c.txt")]
+    assert (report.files, report.documents, report.added, report.skipped) == (3, 2, 2, 1)
+    assert report.chunks == sum(d.chunks for d in stored)
+    assert consistent(store)
+
+
+def test_empty_records_are_reported_not_dropped(store: Store, tmp_path: Path) -> None:
+    records = tmp_path / "records.jsonl"
+    records.write_text('{"id": "a", "text": "Alpha."}\n{"id": "blank", "text": " \\n "}\n{"id": "empty", "text": ""}\n')
+    report = ingest_paths(store, [records], progress=False)
+    assert report.errors == [FileError(f"{records}#blank", "no text"), FileError(f"{records}#empty", "no text")]
+    assert (report.documents, report.skipped) == (1, 2)
+    assert [d.source for d in store.documents()] == [f"{records}#a"]
+
+
+# ---- metadata every JSON encoder accepts ----------------------------------------------------------
+
+
+def test_json_safe() -> None:
+    value = {
+        "nan": math.nan,
+        "inf": [math.inf, -math.inf, 1.5],
+        "tuple": (1, "two", (3,)),
+        7: {None: True},
+        "bytes": b"x",
+        "numpy": [np.float32(0.5), np.int64(3), np.float64("nan")],
+    }
+    safe = json_safe(value)
+    assert safe == {
+        "nan": None,
+        "inf": [None, None, 1.5],
+        "tuple": [1, "two", [3]],
+        "7": {"None": True},
+        "bytes": "b'x'",
+        "numpy": [0.5, 3, None],
+    }
+    assert json.loads(json.dumps(safe, allow_nan=False)) == safe
+    assert value["nan"] is math.nan and value["tuple"] == (1, "two", (3,))  # a copy: the input is unchanged
+    assert json_safe({"lone": "a\ud800b", "nul": "a\x00b"}) == {"lone": "a\ufffdb", "nul": "ab"}
+
+
+def test_non_finite_metadata_is_stored_as_null(store: Store, tmp_path: Path) -> None:
+    records = tmp_path / "records.jsonl"
+    # Python's json reads NaN and Infinity; a strict JSON response encoder refuses them.
+    records.write_text('{"id": "n", "text": "Nu is a Greek letter.", "score": NaN, "hi": Infinity, "lang": "en"}\n')
+    report = ingest_paths(store, [records], progress=False)
+    assert report.documents == 1 and not report.errors
+    expected = {"score": None, "hi": None, "lang": "en"}
+    with store.session() as session:
+        [stored] = session.scalars(select(Document.metadata_))
+    assert stored == expected
+    [passage] = store.passages(store.keyword_search("Greek letter", 1))
+    assert dict(passage.metadata) == expected
+    json.dumps(dict(passage.metadata), allow_nan=False)
+    [doc] = load_file(records)
+    assert to_document(doc, default_chunker(store)).metadata == expected

@@ -1,12 +1,20 @@
-"""The service's parts without a server: query condensing, file names, keys, the concurrency limiter, settings."""
+"""The service's parts without a server: query condensing, file names, keys, the concurrency limiter, settings,
+and the app's /metrics over an empty store (no model is loaded: the app's lifespan never runs)."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from rag import RAG
 from rag.conversation import condense_query, is_follow_up
+from rag.service import create_app
 from rag.service.auth import ApiKeys
 from rag.service.config import ServiceSettings
 from rag.service.limits import ConcurrencyLimiter
@@ -169,3 +177,67 @@ def test_service_settings_read_comma_lists_and_json_from_the_environment(monkeyp
     assert settings.model_aliases == {"gpt-4o": "default"}
     assert settings.cors_origins == ["http://a.example", "http://b.example"]
     assert settings.max_concurrency == 2
+
+
+MakeClient = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> Iterator[MakeClient]:
+    """Builds test clients over one empty store; without `with`, TestClient skips the lifespan (no model loads)."""
+    qa = RAG.open(tmp_path / "store")
+    apps = []
+
+    def make(**settings: object) -> TestClient:
+        app = create_app(qa, ServiceSettings(**settings))
+        apps.append(app)
+        return TestClient(app)
+
+    yield make
+    for app in apps:
+        app.state.service.limiter.close()
+    qa.close()
+
+
+def request_series(body: str) -> list[str]:
+    return [line for line in body.splitlines() if line.startswith("rag_http_requests_total{")]
+
+
+class TestMetricsEndpoint:
+    def test_random_method_names_do_not_grow_the_metrics(self, make_client: MakeClient) -> None:
+        client = make_client()
+        client.get("/healthz")
+        client.get("/metrics")  # so that its own series exist before the first measure
+
+        def flood(count: int) -> None:
+            for i in range(count):
+                method = f"X{secrets.token_hex(4).upper()}"
+                assert client.request(method, "/healthz" if i % 2 else "/no/such/path").status_code in (404, 405)
+
+        flood(10)
+        before = client.get("/metrics").text
+        flood(200)
+        after = client.get("/metrics").text
+        methods = set(re.findall(r'method="([^"]*)"', after))
+        assert methods == {"GET", "other"}
+        assert sorted(request_series(after)) == [
+            'rag_http_requests_total{method="GET",route="/healthz",status="200"} 1.0',
+            'rag_http_requests_total{method="GET",route="/metrics",status="200"} 2.0',
+            'rag_http_requests_total{method="other",route="/healthz",status="405"} 105.0',
+            'rag_http_requests_total{method="other",route="unmatched",status="404"} 105.0',
+        ]
+        # Only counters and bucket counts change: the body keeps its number of lines.
+        assert len(after.splitlines()) == len(before.splitlines())
+
+    def test_metrics_can_require_the_api_key(self, make_client: MakeClient) -> None:
+        client = make_client(api_keys=["s3cret"], metrics_require_key=True)
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        answer = client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+        assert answer.status_code == 200 and "rag_http_requests_total" in answer.text
+        assert client.get("/healthz").status_code == 200  # the probes stay open
+
+    def test_metrics_are_open_by_default_even_with_keys(self, make_client: MakeClient) -> None:
+        client = make_client(api_keys=["s3cret"])
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/v1/models").status_code == 401

@@ -172,32 +172,23 @@ def _versions() -> dict[str, str]:
 
 
 def run_config(plan: _Plan, dataset: EvalDataset) -> dict[str, Any]:
-    """Everything that decides a run's numbers: stored with the run, compared on resume."""
-    s = plan.qa.settings
+    """Everything that decides a run's numbers: how each answer is made (``RAG.to_dict``) and which questions are
+    asked how; stored with the run, compared on resume (``runs.MAY_DIFFER`` lists the keys that may change)."""
     return {
+        **plan.qa.to_dict(),
         "format": dataset.format,
         "dataset_path": str(dataset.path),
         "v2": dataset.v2,
         "mode": plan.config.mode,
         "k": plan.k,
         "retrieval_k": plan.depth,
-        "context_k": plan.qa.context_k,
-        "reader": plan.qa.reader.to_dict(),
-        "no_answer_threshold": plan.qa.policy.no_answer_threshold,
         "limit": plan.config.limit,
         "seed": plan.config.seed,
         "split": plan.config.split,
         "split_file": str(plan.config.split_file) if plan.config.split_file else None,
         "retrieval_only": plan.config.retrieval_only,
-        "retrieval": s.retrieval,
-        "candidates": s.candidates,
-        "rrf_k": s.rrf_k,
-        "answer_style": s.answer_style,
-        "min_dense_score": s.min_dense_score,
-        "embedder": plan.qa.store.embedder.name,
         "retrieval_store": str(plan.qa.store.root),
-        "collection": s.collection,
-        "chunking": chunking_config(s) if plan.by_question_id else None,
+        "chunking": chunking_config(plan.qa.settings) if plan.by_question_id else None,
         "relevance": "gold paragraph" if plan.by_question_id else "answer in chunk",
         "batch_size": plan.config.batch_size,
         "versions": _versions(),

@@ -1,11 +1,14 @@
 """Evaluation runs in a store's SQL database: one EvalRun per run, one EvalRow per question, committed per batch.
 
 A run is "running" until its files are written ("finished"); Ctrl-C leaves "interrupted", an error "failed".
-Re-opening a run with the same id resumes it: the question ids already stored are skipped.
+A run records its owning process; one whose process died without a word (a kill signal) is marked
+"interrupted" when runs are listed or it is resumed. Re-opening a run with the same id resumes it: the question
+ids already stored are skipped, and every setting that shapes an answer must be what it was.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,24 +19,11 @@ from sqlalchemy.orm import Session
 
 from eval.errors import RunError
 from index.models import EvalRow, EvalRun, utcnow
+from index.owners import owner_gone, run_owner
 
-# Config keys that must agree for a run to be resumed: anything else (versions, paths) may differ.
-RESUME_KEYS = (
-    "format",
-    "mode",
-    "k",
-    "limit",
-    "seed",
-    "retrieval_only",
-    "retrieval",
-    "context_k",
-    "reader",
-    "no_answer_threshold",
-    "embedder",
-    "answer_style",
-    "split",
-    "collection",
-)
+# Config keys that may differ when a run is resumed: where files are, the batch size, versions, the owner.
+# Every other key shapes the run's numbers and must be equal.
+MAY_DIFFER = frozenset({"dataset_path", "split_file", "retrieval_store", "batch_size", "versions", "owner"})
 
 
 @dataclass(frozen=True)
@@ -94,18 +84,39 @@ def _info(run: EvalRun) -> RunInfo:
 
 
 def start_run(engine: Engine, run_id: str, dataset: str, dataset_hash: str, config: Mapping[str, Any]) -> set[str]:
-    """Create the run, or resume it; returns the question ids it already holds."""
+    """Create the run, or resume it; returns the question ids it already holds. The run records this process as
+    its owner (``config["owner"]``)."""
+    owned = {**config, "owner": run_owner()}
     with Session(engine) as session:
-        run = session.get(EvalRun, run_id)
+        run = session.get(EvalRun, run_id, with_for_update=True)
         if run is None:
-            session.add(EvalRun(id=run_id, dataset=dataset, dataset_hash=dataset_hash, config=dict(config)))
+            session.add(EvalRun(id=run_id, dataset=dataset, dataset_hash=dataset_hash, config=owned))
             session.commit()
             return set()
+        if _stale(run):
+            run.status = "interrupted"
+            session.commit()
         _check_resumable(run, dataset_hash, config)
-        run.status, run.finished_at, run.config = "running", None, dict(config)
+        run.status, run.finished_at, run.config = "running", None, owned
         done = set(session.scalars(select(EvalRow.question_id).where(EvalRow.run_id == run_id)))
         session.commit()
         return done
+
+
+def _stale(run: EvalRun) -> bool:
+    """A run still "running" whose owning process is gone."""
+    return run.status == "running" and owner_gone((run.config or {}).get("owner"))
+
+
+def interrupt_stale_runs(engine: Engine) -> list[str]:
+    """Mark "interrupted" the runs left "running" by a process that is gone; returns their ids."""
+    with Session(engine) as session:
+        running = session.scalars(select(EvalRun).where(EvalRun.status == "running").with_for_update())
+        stale = [run for run in running if _stale(run)]
+        for run in stale:
+            run.status = "interrupted"
+        session.commit()
+        return [run.id for run in stale]
 
 
 def _check_resumable(run: EvalRun, dataset_hash: str, config: Mapping[str, Any]) -> None:
@@ -114,11 +125,23 @@ def _check_resumable(run: EvalRun, dataset_hash: str, config: Mapping[str, Any])
             f"run {run.id!r} was made on another dataset (sha256 {run.dataset_hash[:12]}, now {dataset_hash[:12]}); "
             "choose another --run-id"
         )
-    old = run.config or {}
-    differ = [key for key in RESUME_KEYS if old.get(key) != config.get(key)]
+    old, new = _flat(run.config or {}), _flat(json.loads(json.dumps(config)))  # compared as stored: JSON
+    keys = [key for key in {**new, **old} if key.split(".")[0] not in MAY_DIFFER]
+    differ = [key for key in keys if old.get(key) != new.get(key)]
     if differ:
-        shown = ", ".join(f"{key}: {old.get(key)!r} -> {config.get(key)!r}" for key in differ)
+        shown = ", ".join(f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in differ)
         raise RunError(f"run {run.id!r} cannot be resumed with other settings ({shown}); choose another --run-id")
+
+
+def _flat(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings under dotted keys (``reader.model``), so a difference names the setting itself."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def save_rows(engine: Engine, run_id: str, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -167,7 +190,8 @@ def get_run(engine: Engine, run_id: str) -> RunInfo:
 
 
 def list_runs(engine: Engine) -> list[RunInfo]:
-    """All runs, oldest first."""
+    """All runs, oldest first; those left "running" by a process that is gone are marked "interrupted" first."""
+    interrupt_stale_runs(engine)
     with Session(engine) as session:
         return [_info(run) for run in session.scalars(select(EvalRun).order_by(EvalRun.created_at, EvalRun.id))]
 

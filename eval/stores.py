@@ -43,9 +43,7 @@ def open_qa(dataset: EvalDataset, settings: RagSettings, progress: bool) -> RAG:
     if not dataset.has_contexts:
         return RAG.open(settings=settings)
     root = eval_store_dir(settings, dataset)
-    qa = RAG.open(
-        settings=settings.model_copy(update={"store": root, "database_url": None, "collection": DEFAULT_COLLECTION})
-    )
+    qa = RAG.open(settings=settings.with_overrides(store=root, database_url=None, collection=DEFAULT_COLLECTION))
     try:
         _ensure_ingested(qa, dataset, settings, progress)
     except BaseException:

@@ -1,5 +1,6 @@
 """The store: SQL rows + FAISS vectors + a keyword index, kept consistent."""
 
+import reader.threads  # noqa: F401 - before torch and FAISS load OpenMP
 from index.embedder import DEFAULT_EMBEDDER, SentenceTransformerEmbedder
 from index.errors import (
     EmbedderMismatchError,

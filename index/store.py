@@ -39,6 +39,7 @@ from index.errors import (
 )
 from index.json_safe import json_safe
 from index.models import Chunk, Collection, Document, IngestRun, utcnow
+from index.owners import owner_gone, run_owner
 from index.sentences import vector_texts
 from index.types import AddResult, ConsistencyReport, DocumentIn, Embedder, Passage
 from index.vectors import FaissIndex
@@ -123,7 +124,12 @@ class Store:
         try:
             schema.upgrade(engine)
             store = cls(root, engine, embedder)
-            if recorded is None and store._holds_data():
+            if recorded is None and not store._holds_data():
+                # A new store gets its manifest now: a first write killed before its save is then an ordinary
+                # generation gap that the next writer heals, not a store without a manifest.
+                with store.writing():
+                    store._save_manifest({})
+            elif recorded is None:
                 if not rebuild_manifest:
                     raise ManifestError(
                         f"store {root} holds data but its {manifest.MANIFEST_NAME} is missing, so its embedder and "
@@ -216,8 +222,12 @@ class Store:
         recorded = self._read_manifest()
         keep = {record.file for record in (recorded.vector_files if recorded else {}).values()}
         keep |= {vector_files.unrecorded_name(cid) for cid in self._collection_ids() if not self._record(cid)}
-        if removed := vector_files.remove_unrecorded(self.root / "vectors", keep):
-            log.info("removed %d leftover vector files: %s", len(removed), ", ".join(removed))
+        removed = vector_files.remove_unrecorded(self.root / "vectors", keep)
+        for temp in [*self.root.glob(f"{manifest.MANIFEST_NAME}.*.tmp"), *self.root.glob(f"{OWNER_NAME}.*.tmp")]:
+            temp.unlink(missing_ok=True)  # a killed atomic write's temp file
+            removed.append(temp.name)
+        if removed:
+            log.info("removed %d leftover files: %s", len(removed), ", ".join(removed))
 
     def _lock_owner(self) -> str:
         try:
@@ -700,8 +710,10 @@ class Store:
     # ---- ingest runs --------------------------------------------------------------------------
 
     def start_run(self, collection: str) -> int:
+        """Record an ingest run owned by this process, after marking the runs whose process is gone."""
+        self.interrupt_stale_runs()
         with self.session() as session:
-            run = IngestRun(collection=collection)
+            run = IngestRun(collection=collection, summary={"owner": run_owner()})
             session.add(run)
             session.commit()
             return run.id
@@ -711,8 +723,18 @@ class Store:
             run = session.get(IngestRun, run_id)
             if run is None:
                 raise NotFoundError(f"no ingest run {run_id}")
-            run.status, run.summary, run.finished_at = status, dict(summary), utcnow()
+            run.status, run.summary, run.finished_at = status, {**(run.summary or {}), **summary}, utcnow()
             session.commit()
+
+    def interrupt_stale_runs(self) -> list[int]:
+        """Mark "interrupted" the ingest runs left "running" by a process that is gone; returns their ids."""
+        with self.session() as session:
+            running = session.scalars(select(IngestRun).where(IngestRun.status == "running").with_for_update())
+            stale = [run for run in running if owner_gone((run.summary or {}).get("owner"))]
+            for run in stale:
+                run.status = "interrupted"
+            session.commit()
+            return [run.id for run in stale]
 
 
 def _chunk_ids(cid: int) -> Any:

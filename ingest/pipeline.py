@@ -162,7 +162,12 @@ def _ingest(
     batcher = _Batcher(store, collection, report, batch_chunks, save_every_s, on_error)
     status = "failed"
     try:
-        files = list(iter_files([Path(p) for p in paths], include, exclude))
+
+        def skipped(path: Path, reason: str) -> None:  # a folder that cannot be listed, a pipe, a device
+            report.files += 1
+            _record(report, FileError(str(path), reason), on_error)
+
+        files = list(iter_files([Path(p) for p in paths], include, exclude, on_skip=skipped))
         for path in tqdm(files, desc="ingest", unit="file", disable=not progress):
             report.files += 1
             try:

@@ -19,6 +19,13 @@ from rag.rerank import CrossEncoderReranker
 from rag.retriever import StoreRetriever
 from rag.types import Answer, Generator, Reader
 
+# Settings that say where the store lives, not how it answers.
+LOCATION_SETTINGS = frozenset({"store", "database_url"})
+# Settings only a reader reads: its to_dict reports those it uses (the extractive reader reads none of them).
+READER_SETTINGS = frozenset(
+    {"reader_model", "generator", "backend", "max_new_tokens", "span_answers", "focus_sentences"}
+)
+
 
 class RAG:
     """Retriever + reader + answer policy over one store. Models load once, on first use; share one instance."""
@@ -60,7 +67,7 @@ class RAG:
             overrides.setdefault("reader", "generative")
         base = settings or RagSettings()
         update = dict(overrides, **({"store": Path(store)} if store is not None else {}))
-        settings = base.model_copy(update=update) if update else base
+        settings = base.with_overrides(**update)
         embedder = SentenceTransformerEmbedder(settings.embedder) if settings.embedder else None
         opened = Store.open(settings.store, embedder=embedder, database_url=settings.database_url)
         try:
@@ -72,6 +79,19 @@ class RAG:
 
     def close(self) -> None:
         self.store.close()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting that shapes an answer, as used: the settings with their defaults resolved (embedder,
+        context_k, no-answer threshold) and the reader's own account of itself."""
+        settings = self.settings.model_dump(mode="json", exclude=set(LOCATION_SETTINGS | READER_SETTINGS))
+        return {
+            **settings,
+            "embedder": self.store.embedder.name,
+            "context_k": self.context_k,
+            "min_dense_score": self.policy.min_dense_score,
+            "no_answer_threshold": self.policy.no_answer_threshold,
+            "reader": self.reader.to_dict(),
+        }
 
     def warm_up(self) -> None:
         """Load the embedder and the reader now rather than on the first question."""

@@ -132,8 +132,9 @@ def delete(
         try:
             removed = opened.delete(source, settings.collection)
         except NotFoundError as exc:
-            typer.secho(str(exc), fg="red", err=True)
-            raise typer.Exit(code=1) from exc
+            # The write lock was taken and the store healed first: whatever a killed delete left is gone now.
+            typer.secho(f"{exc}: nothing left to delete", fg="yellow", err=True)
+            return
     typer.echo(f"deleted {source} ({removed} chunks)")
 
 
@@ -293,12 +294,22 @@ def main() -> None:
         code = _exit_code(exc)
         if code is None or _debug:
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = _one_line(exc)
         typer.secho(f"error: {message}", fg="red", err=True)
         raise SystemExit(code) from None
 
 
+def _one_line(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):  # settings from options or RAG_* variables
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _exit_code(exc: Exception) -> int | None:
+    from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
     from eval.errors import EvalError
@@ -308,7 +319,7 @@ def _exit_code(exc: Exception) -> int | None:
 
     if isinstance(exc, (StoreError, SQLAlchemyError, OSError)):  # the database or the store folder
         return EXIT_STORE
-    if isinstance(exc, (RagError, ReaderError, EvalError)):
+    if isinstance(exc, (RagError, ReaderError, EvalError, ValidationError)):
         return EXIT_BAD_INPUT
     return None
 

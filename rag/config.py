@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.embedder import DEFAULT_EMBEDDER
@@ -56,6 +56,20 @@ class RagSettings(BaseSettings):
     )
     chunk_tokens: int = Field(default=254, ge=16)
     overlap_tokens: int = Field(default=32, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_inside_chunk(self) -> RagSettings:
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"overlap_tokens ({self.overlap_tokens}) must be smaller than chunk_tokens ({self.chunk_tokens})"
+            )
+        return self
+
+    def with_overrides(self, **overrides: object) -> RagSettings:
+        """These settings with some fields replaced, validated like any other (model_copy would skip that)."""
+        if not overrides:
+            return self
+        return type(self).model_validate({**self.model_dump(), **overrides})
 
 
 def settings_from(store: Path | None, **overrides: object) -> RagSettings:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ingest.errors import LoadError
 from ingest.loaders._io import read_bytes
+from ingest.loaders.titles import file_title
 from ingest.loaders.zip_guard import check_zip_package
 from ingest.types import SourceDoc
 
@@ -56,7 +57,8 @@ def _table_text(table: Table) -> str:
 
 
 class DocxLoader:
-    """`.docx` files: one document each, titled by the core-properties title or the stem."""
+    """`.docx` files: one document each, titled by `file_title` (a core-properties title that reads like one, and
+    the file's stem)."""
 
     suffixes: tuple[str, ...] = (".docx",)
 
@@ -64,4 +66,4 @@ class DocxLoader:
         blocks, title = read_docx(read_bytes(path))
         if not blocks:
             raise LoadError("no text in document")
-        return iter([SourceDoc(str(path), "\n\n".join(blocks), title or path.stem)])
+        return iter([SourceDoc(str(path), "\n\n".join(blocks), file_title(title, path))])

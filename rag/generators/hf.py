@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -16,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rag.errors import GenerationError
 from rag.generators.chat import plain_chat
 from rag.models import ModelLocation
 from rag.spans import SpanConstraint, SpanLogitsProcessor, hf_tokenize_fn
@@ -88,17 +90,43 @@ class _LogprobRecorder:
         return torch.stack(self.steps, dim=1)
 
 
+class _StopWhenSet:
+    """A transformers stopping criterion: generate() ends at its next token once `event` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+def _failed(exc: Exception) -> GenerationError:
+    return GenerationError(f"transformers generation failed: {type(exc).__name__}: {exc}")
+
+
 class TransformersGenerator:
-    def __init__(self, location: ModelLocation, name: str, device: str | None = None) -> None:
+    """`stream_wait_s` bounds how long a stream waits for its next piece of text, the wait for a model busy
+    with another request included; past it the stream raises GenerationError and its generation is cancelled."""
+
+    def __init__(
+        self, location: ModelLocation, name: str, device: str | None = None, stream_wait_s: float = 120.0
+    ) -> None:
+        if stream_wait_s <= 0:
+            raise ValueError(f"stream_wait_s must be positive, got {stream_wait_s}")
         self.location = location
         self.name = name
         self.device = device
+        self.stream_wait_s = stream_wait_s
         self.model: Any = None
         self.tokenizer: Any = None
         self._lock = threading.Lock()
         self._stop_cache: dict[tuple[str, ...], list[int]] = {}
 
     def load(self) -> None:
+        if self.model is not None:  # loaded: do not wait on the lock, which a running generation holds
+            return
         with self._lock:
             if self.model is not None:
                 return
@@ -119,7 +147,8 @@ class TransformersGenerator:
             if tokenizer.pad_token_id is None:
                 tokenizer.pad_token = tokenizer.eos_token
             model = AutoModelForCausalLM.from_pretrained(path, local_files_only=local_only, dtype=dtype)
-            self.model, self.tokenizer = model.to(self.device).eval(), tokenizer
+            self.tokenizer = tokenizer
+            self.model = model.to(self.device).eval()  # last: a set model means a loaded generator
 
     def format_chat(self, messages: Sequence[Mapping[str, str]]) -> str:
         self.load()
@@ -194,7 +223,10 @@ class TransformersGenerator:
         # First in the list: it sees the model's raw scores, before the span constraint masks them.
         kwargs["logits_processor"] = LogitsProcessorList([recorder, *kwargs.get("logits_processor", [])])
         with self._lock, torch.inference_mode():
-            output = self.model.generate(**inputs, **kwargs, return_dict_in_generate=True)
+            try:
+                output = self.model.generate(**inputs, **kwargs, return_dict_in_generate=True)
+            except Exception as exc:  # noqa: BLE001 - any failure inside transformers or torch is the generator's
+                raise _failed(exc) from exc
         generated = output.sequences[:, prompt_len:]
         token_logprobs = recorder.finish(generated[:, -1])
         stop_set = set(stop_ids)
@@ -217,37 +249,61 @@ class TransformersGenerator:
         return generations
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         self.load()
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=self.stream_wait_s
+        )
         inputs = self.tokenizer(request.prompt, return_tensors="pt").to(self.device)
+        cancel = threading.Event()
         kwargs: dict[str, Any] = {
             "max_new_tokens": request.max_new_tokens,
             "do_sample": request.temperature > 0,
             "pad_token_id": self.tokenizer.pad_token_id,
             "streamer": streamer,
+            "stopping_criteria": StoppingCriteriaList([_StopWhenSet(cancel)]),
             **_repeat_args(request),
         }
         if request.temperature > 0:
             kwargs["temperature"] = request.temperature
         kwargs["eos_token_id"] = self._stop_ids(request.stop)
-        worker = threading.Thread(target=self._locked_generate, args=(inputs, kwargs), daemon=True)
+        failure: list[Exception] = []
+        worker = threading.Thread(target=self._stream_worker, args=(inputs, kwargs, cancel, failure), daemon=True)
         worker.start()
         text, sent = "", 0
-        for piece in streamer:
-            text += piece
-            cuts = [text.find(stop) for stop in request.stop if stop and stop in text]
-            end = min(cuts) if cuts else len(text)
-            if end > sent:
-                yield text[sent:end]
-                sent = end
-            if cuts:
-                break
-        worker.join()
+        try:
+            for piece in streamer:
+                text += piece
+                cuts = [text.find(stop) for stop in request.stop if stop and stop in text]
+                end = min(cuts) if cuts else len(text)
+                if end > sent:
+                    yield text[sent:end]
+                    sent = end
+                if cuts:
+                    break
+        except queue.Empty as exc:
+            raise GenerationError(f"the model produced no text for {self.stream_wait_s:g} s") from exc
+        finally:
+            # However the consumer stops (done, a stop string, closed early, timed out), the model stops too:
+            # an abandoned generation would keep the model busy until max_new_tokens.
+            cancel.set()
+        worker.join()  # a token's time at most: the generation has ended or was just told to
+        if failure:
+            raise _failed(failure[0]) from failure[0]
 
-    def _locked_generate(self, inputs: Any, kwargs: dict[str, Any]) -> None:
+    def _stream_worker(
+        self, inputs: Any, kwargs: dict[str, Any], cancel: threading.Event, failure: list[Exception]
+    ) -> None:
+        """generate() for `stream`, on its own thread; a failure goes to the consumer, which raises it."""
         import torch
 
-        with self._lock, torch.inference_mode():
-            self.model.generate(**inputs, **kwargs)
+        try:
+            with self._lock, torch.inference_mode():
+                if cancel.is_set():  # the consumer gave up while this waited for the model
+                    return
+                self.model.generate(**inputs, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - raised again on the consumer's thread
+            failure.append(exc)
+            # transformers ends the stream only after a successful generate(): end it here, or the consumer waits.
+            kwargs["streamer"].on_finalized_text("", stream_end=True)

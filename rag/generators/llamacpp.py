@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from rag.errors import GenerationError
@@ -130,17 +130,45 @@ class LlamaCppGenerator:
         span = SpanLocation(match.passage_index, match.start, match.end) if match else None
         return Generation(text=match.text if match else text, tokens=int(out["usage"]["completion_tokens"]), span=span)
 
-    def _with_retry(self, call: Any) -> Any:
+    def _with_retry(self, call: Callable[[], Any]) -> Any:
         # llama-cpp-python 0.3.x can fail with "llama_decode returned 1" once its KV cache fills after many
         # calls that share a prompt prefix: clear the cache and try once more.
         try:
             return call()
         except RuntimeError as exc:
-            if "llama_decode" not in str(exc) and "memory slot" not in str(exc):
-                raise GenerationError(f"llama.cpp failed: {exc}") from exc
-            log.warning("llama.cpp decode failed (%s); clearing the KV cache and retrying", exc)
-            self.clear_cache()
+            self._clear_for_retry(exc)
+        try:
             return call()
+        except RuntimeError as exc:
+            self.clear_cache()
+            raise GenerationError(f"llama.cpp failed again after clearing its KV cache: {exc}") from exc
+
+    def _stream_with_retry(self, start: Callable[[], Iterator[str]]) -> Iterator[str]:
+        """`_with_retry` for a stream, whose decode failures come while it is read, not when it is made.
+
+        A failure before the first piece retries once; after it, the client already holds part of an answer
+        that a restart would repeat, so the stream ends with a GenerationError instead.
+        """
+        sent = False
+        for attempt in range(2):
+            try:
+                for piece in start():
+                    sent = True
+                    yield piece
+                return
+            except RuntimeError as exc:
+                if sent or attempt:
+                    self.clear_cache()  # the next request must not inherit a half-decoded cache
+                    where = "in the middle of a streamed answer" if sent else "again after clearing its KV cache"
+                    raise GenerationError(f"llama.cpp failed {where}: {exc}") from exc
+                self._clear_for_retry(exc)
+
+    def _clear_for_retry(self, exc: RuntimeError) -> None:
+        """Clear the KV cache after a decode failure, for one more try; any other failure is final."""
+        if "llama_decode" not in str(exc) and "memory slot" not in str(exc):
+            raise GenerationError(f"llama.cpp failed: {exc}") from exc
+        log.warning("llama.cpp decode failed (%s); clearing the KV cache and retrying", exc)
+        self.clear_cache()
 
     def clear_cache(self) -> None:
         self._llama.reset()
@@ -152,7 +180,11 @@ class LlamaCppGenerator:
         self.load()
         with self._lock:
             args = self._completion_args(request, self._constraint(request))
-            for chunk in self._with_retry(lambda: self._llama.create_completion(request.prompt, stream=True, **args)):
-                piece = chunk["choices"][0]["text"]
-                if piece:
-                    yield piece
+
+            def pieces() -> Iterator[str]:
+                for chunk in self._llama.create_completion(request.prompt, stream=True, **args):
+                    piece = chunk["choices"][0]["text"]
+                    if piece:
+                        yield piece
+
+            yield from self._stream_with_retry(pieces)

@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from rag.api import RAG
 from rag.conversation import condense_query
 from rag.service.auth import ApiKeys
-from rag.service.config import ServiceSettings
+from rag.service.config import READER_LIMITS, ServiceSettings
 from rag.service.limits import BodySizeLimit, ConcurrencyLimiter
 from rag.service.metrics import Metrics, MetricsMiddleware
 from rag.service.openai_schema import (
@@ -55,7 +55,12 @@ class Service:
         self.keys = ApiKeys(key.get_secret_value() for key in settings.api_keys)
         self.qa, self.settings = qa, settings.model_copy(update={"api_keys": []})  # keep only the digests
         qa.store.lock_timeout_s = settings.write_wait_s  # an upload waits this long for a CLI ingest, then 503
-        self.limiter = ConcurrencyLimiter(settings.max_concurrency, settings.queue_wait_s, settings.retry_after_s)
+        slots, wait_s = READER_LIMITS.get(qa.settings.reader, READER_LIMITS["generative"])
+        self.limiter = ConcurrencyLimiter(
+            settings.max_concurrency or slots,
+            wait_s if settings.queue_wait_s is None else settings.queue_wait_s,
+            settings.retry_after_s,
+        )
         self.metrics = Metrics()
         self.metrics.in_flight.set_function(lambda: self.limiter.active)
         self.ready = False

@@ -9,6 +9,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rag.config import AnswerStyle
 
+# (slots, seconds a request may wait for one) per reader
+READER_LIMITS = {"generative": (2, 0.25), "extractive": (2, 2.0)}
+
 
 def _split_commas(value: Any) -> Any:
     """`a,b` in the environment -> ["a", "b"]; lists pass through."""
@@ -25,9 +28,15 @@ class ServiceSettings(BaseSettings):
 
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list, description="comma-separated")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    # The CPU generator runs one generation at a time: more slots only queue inside the server.
-    max_concurrency: int = Field(default=2, ge=1, le=256, description="model requests in flight at once")
-    queue_wait_s: float = Field(default=0.25, ge=0, le=30, description="wait this long for a free slot, then 429")
+    # Defaults depend on the reader (READER_LIMITS): a generation holds the CPU for about a second, so more
+    # slots only queue inside the server; an extractive answer takes tens of milliseconds, so a request may
+    # wait for a slot a little longer instead of being refused.
+    max_concurrency: int | None = Field(
+        default=None, ge=1, le=256, description="model requests in flight at once; default: the reader's"
+    )
+    queue_wait_s: float | None = Field(
+        default=None, ge=0, le=30, description="wait this long for a free slot, then 429; default: the reader's"
+    )
     retry_after_s: int = Field(default=1, ge=1)
     request_timeout_s: float = Field(default=120.0, gt=0)
     write_wait_s: float = Field(default=10.0, ge=0, description="an upload waits this long for another writer")

@@ -6,17 +6,18 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from index import NotFoundError, StoreBusyError, StoreIntegrityError
+from index import EmbedderMismatchError, NotFoundError, StoreBusyError, StoreIntegrityError
+from index.json_safe import clean_text
 from rag.config import AnswerStyle
-from rag.errors import RagError
+from rag.errors import GenerationError, RagError
 from rag.types import Answer
 
 # ---- errors ------------------------------------------------------------------------------------------
@@ -89,6 +90,16 @@ def install_error_handlers(app: FastAPI, on_error: Callable[[str], None]) -> Non
     async def damaged(_request: Request, exc: StoreIntegrityError) -> JSONResponse:
         return answer(503, str(exc), "store_integrity")
 
+    @app.exception_handler(EmbedderMismatchError)
+    async def mismatched(_request: Request, exc: EmbedderMismatchError) -> JSONResponse:
+        return answer(503, str(exc), "store_unavailable")
+
+    # The model behind this server failed, not the request: 502, as a gateway whose upstream failed.
+    @app.exception_handler(GenerationError)
+    async def generation_failed(_request: Request, exc: GenerationError) -> JSONResponse:
+        logging.getLogger(__name__).error("generation failed", exc_info=exc)
+        return answer(502, str(exc), "generation_failed")
+
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         logging.getLogger(__name__).error("unhandled error", exc_info=exc)
@@ -97,17 +108,20 @@ def install_error_handlers(app: FastAPI, on_error: Callable[[str], None]) -> Non
 
 # ---- requests ----------------------------------------------------------------------------------------
 
+# Text as the tokenizers and the database can take it: JSON may carry lone surrogates ("\ud800") and NUL.
+CleanStr = Annotated[str, BeforeValidator(lambda value: clean_text(value) if isinstance(value, str) else value)]
+
 
 class TextPart(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: Literal["text"] = "text"
-    text: str
+    text: CleanStr
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
+    content: CleanStr | list[TextPart] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -124,7 +138,7 @@ class ChatCompletionRequest(BaseModel):
     """Fields we do not use (n, top_p, tools, ...) are accepted and ignored, as clients send them freely."""
 
     model_config = ConfigDict(extra="allow")
-    model: str = Field(min_length=1, max_length=200, description="a collection name or a configured alias")
+    model: CleanStr = Field(min_length=1, max_length=200, description="a collection name or a configured alias")
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -139,10 +153,10 @@ class ChatCompletionRequest(BaseModel):
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    question: str = Field(min_length=1, max_length=20_000)
+    question: CleanStr = Field(min_length=1, max_length=20_000)
     k: int | None = Field(default=None, ge=1, le=200)
-    collection: str | None = None
-    filters: dict[str, str | int | float | bool] | None = None
+    collection: CleanStr | None = None
+    filters: dict[CleanStr, CleanStr | int | float | bool] | None = None
     style: AnswerStyle | None = None
 
 

@@ -143,6 +143,29 @@ def test_resume_with_other_settings_is_refused(closed_run: Path, small_squad: Pa
     assert "cannot be resumed" in result.output
 
 
+def test_resume_under_other_answer_settings_is_refused(
+    small_squad: Path, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ("--limit", "2", "--seed", "3", "--run-id", "mixed-1")
+    first = eval_squad(small_squad, store, *args)
+    assert first.exit_code == 0, first.output
+
+    with monkeypatch.context() as patch:
+        patch.setenv("RAG_FUSION", "rrf")
+        patch.setenv("RAG_DENSE_WEIGHT", "0.7")
+        refused = eval_squad(small_squad, store, *args)
+    assert refused.exit_code == 2, refused.output
+    [line] = [line for line in refused.output.splitlines() if "cannot be resumed" in line]
+    assert "fusion: 'zscore' -> 'rrf'" in line and "dense_weight: 0.5 -> 0.7" in line
+    assert sql(store, "SELECT status, json_extract(config, '$.fusion') FROM eval_runs WHERE id = 'mixed-1'") == [
+        ("finished", "zscore")
+    ]
+
+    resumed = eval_squad(small_squad, store, *args)
+    assert resumed.exit_code == 0, resumed.output
+    assert "2 questions already stored, 0 to do" in resumed.output
+
+
 def test_malformed_dataset_exits_2_and_leaves_no_run(small_squad: Path, store: Path, tmp_path: Path) -> None:
     obj = json.loads(small_squad.read_text(encoding="utf-8"))
     del obj["data"][1]["paragraphs"][2]["qas"][0]["question"]

@@ -135,6 +135,30 @@ def test_multi_batch_ingest_saves_changes_in_any_batch(
         assert top_source(reopened, "Which day is lentil soup served?").endswith(f"note-{position:02d}.txt")
 
 
+def test_a_first_write_killed_before_its_save_is_healed_by_the_next_writer(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    root = tmp_path / "store"
+    crashed = run_python(
+        """
+        import os, sys
+        from index import Store, DocumentIn
+        from index.types import ChunkIn
+        store = Store.open(sys.argv[1])  # a new store
+        body = "The Oslo Opera House opened on the fjord in 2008."
+        with store.writing():
+            store.add([DocumentIn("oslo.txt", body, "h", [ChunkIn(0, 0, len(body), body)], title="oslo")], save=False)
+            os._exit(0)
+        """,
+        str(root),
+    )
+    assert crashed.returncode == 0, crashed.stderr
+    with Store.open(root, embedder=embedder) as reopened:  # not refused for a missing manifest
+        reopened.add([PARIS])
+        assert_correct(reopened)
+        assert top_source(reopened, "When did the opera house open?") == "oslo.txt"
+
+
 def test_a_write_killed_before_its_save_is_healed_by_the_next_writer(
     tmp_path: Path, embedder: SentenceTransformerEmbedder
 ) -> None:
@@ -283,5 +307,117 @@ def test_leftover_temp_and_superseded_files_are_removed_by_the_next_writer(store
     store.add([PARIS])
     folder = store.root / "vectors"
     (folder / "collection-1.g1.sentences.faiss.999.tmp").write_bytes(b"half a file")
+    (store.root / "manifest.json.k1ll3d.tmp").write_text("{")
     store.add([ROME])
     assert sorted(p.name for p in folder.iterdir()) == [vector_file(store).name]
+    assert not list(store.root.glob("*.tmp"))
+
+
+# ---- crashes, concurrent writers and searches during a write ------------------------------------
+
+
+def rag_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_python("import sys; from rag.cli import main; sys.argv = ['rag', *sys.argv[1:]]; main()", *args)
+
+
+def test_a_delete_killed_after_its_commit_is_finished_by_the_next_delete(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    root = tmp_path / "store"
+    with Store.open(root, embedder=embedder) as store:
+        store.add([PARIS, ROME])
+    killed = run_python(
+        """
+        import os, sys
+        from index import Store
+        store = Store.open(sys.argv[1])
+        with store.writing(), store.session() as session:  # the SQL half of Store.delete, then the kill
+            cid = store._collection_id(session, "default")
+            store._delete_rows(session, cid, ["rome.txt"])
+            store._bump_generation(session, cid)
+            session.commit()
+            os._exit(0)
+        """,
+        str(root),
+    )
+    assert killed.returncode == 0, killed.stderr
+    with Store.open(root, embedder=embedder) as store:
+        assert store.check()[0].orphan_vectors  # reported until the next write
+    again = rag_cli("delete", "rome.txt", "--store", str(root))
+    assert again.returncode == 0 and "nothing left to delete" in again.stderr
+    with Store.open(root, embedder=embedder) as store:
+        assert_correct(store)
+        assert [d.source for d in store.documents()] == ["paris.txt"]
+
+
+def test_two_ingest_processes_into_one_store_lose_nothing(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    root = tmp_path / "store"
+    with Store.open(root, embedder=embedder) as store:
+        store.add([PARIS])
+    folders = []
+    for run in ("a", "b"):
+        folder = tmp_path / run
+        folder.mkdir()
+        for number in range(20):
+            (folder / f"{run}-{number}.txt").write_text(f"Run {run} note {number}: shelf {number} holds {run} jars.")
+        folders.append(folder)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    code = "import sys; from rag.cli import main; sys.argv = ['rag', *sys.argv[1:]]; main()"
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, "ingest", str(folder), "--store", str(root)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for folder in folders
+    ]
+    for process in runs:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    with Store.open(root, embedder=embedder) as store:
+        assert len(store.documents()) == 41
+        assert_correct(store)
+
+
+class GatedEmbedder:
+    """The real embedder, made to wait inside `embed_documents` until the test lets it go."""
+
+    def __init__(self, inner: SentenceTransformerEmbedder) -> None:
+        import threading
+
+        self.inner, self.name = inner, inner.name
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.entered.set()
+        assert self.release.wait(30)
+        return self.inner.embed_documents(texts)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self.inner.embed_queries(texts)
+
+
+def test_searches_run_while_a_write_is_embedding(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+    import threading
+
+    with Store.open(tmp_path / "store", embedder=embedder) as store:
+        store.add([PARIS])
+    gated = GatedEmbedder(embedder)
+    with Store.open(tmp_path / "store", embedder=gated) as store:
+        writer = threading.Thread(target=store.add, args=([ROME],))
+        writer.start()
+        assert gated.entered.wait(30)
+        try:
+            assert top_source(store, "When was the Eiffel Tower completed?") == "paris.txt"  # not blocked
+        finally:
+            gated.release.set()
+            writer.join(60)
+        assert top_source(store, "How many people did the Colosseum hold?") == "rome.txt"

@@ -90,7 +90,7 @@ def test_pdf_pages_have_start_offsets() -> None:
 
 @needs_data
 def test_pdf_title_from_metadata_else_stem() -> None:
-    assert load_file(ONYX / "with_metadata.pdf")[0].title == "My Title"
+    assert load_file(ONYX / "with_metadata.pdf")[0].title == "My Title (with_metadata)"
     assert load_file(ONYX / "simple.pdf")[0].title == "simple"
 
 
@@ -125,7 +125,7 @@ def test_pdf_without_header_is_a_load_error(tmp_path: Path) -> None:
         ("html/what_is_haystack.html", "What is Haystack? | Haystack", "open source Python framework"),
         ("markdown/sample.md", "sample", "## What to build with Haystack"),
         ("txt/doc_1.txt", "doc_1", "Some text for testing."),
-        ("pdf/sample_pdf_1.pdf", "sample_pdf", "History and standardization"),
+        ("pdf/sample_pdf_1.pdf", "sample_pdf_1", "History and standardization"),
     ],
 )
 def test_shared_samples_load(relative: str, title: str, snippet: str) -> None:

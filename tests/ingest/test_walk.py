@@ -1,14 +1,17 @@
-"""File selection: order, hidden files, include/exclude globs, missing paths."""
+"""File selection: order, hidden files, include/exclude globs, missing paths, symbolic links, unreadable folders."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from index import SentenceTransformerEmbedder, Store
+from ingest.errors import LoadError
+from ingest.loaders import load_file
+from ingest.pipeline import ingest_paths
 from ingest.walk import iter_files
-
-pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
@@ -38,12 +41,14 @@ def rels(files: list[Path], root: Path) -> list[str]:
     return [file.relative_to(root).as_posix() for file in files]
 
 
+@pytest.mark.unit
 def test_walk_is_sorted_skips_hidden_and_unknown_suffixes(tree: Path) -> None:
     files = list(iter_files([tree]))
     assert rels(files, tree) == ["a.md", "b.txt", "build/out.txt", "sub/a.html", "sub/deeper/x.json", "sub/z.pdf"]
     assert files == list(iter_files([tree]))
 
 
+@pytest.mark.unit
 def test_include_matches_relative_path_or_name(tree: Path) -> None:
     assert rels(list(iter_files([tree], include=["sub/*"])), tree) == ["sub/a.html", "sub/deeper/x.json", "sub/z.pdf"]
     assert rels(list(iter_files([tree], include=["*.txt"])), tree) == ["b.txt", "build/out.txt"]
@@ -51,6 +56,7 @@ def test_include_matches_relative_path_or_name(tree: Path) -> None:
     assert rels(list(iter_files([tree], include=["LICENSE", "*.rst"])), tree) == ["LICENSE", "notes.rst"]
 
 
+@pytest.mark.unit
 def test_exclude_drops_files_and_folders(tree: Path) -> None:
     assert rels(list(iter_files([tree], exclude=["build", "*.pdf", "sub/deeper/*"])), tree) == [
         "a.md",
@@ -60,6 +66,7 @@ def test_exclude_drops_files_and_folders(tree: Path) -> None:
     assert rels(list(iter_files([tree], include=["*.txt"], exclude=["build/*"])), tree) == ["b.txt"]
 
 
+@pytest.mark.unit
 def test_files_given_directly_are_yielded_as_they_are_and_once(tree: Path) -> None:
     license_file, hidden = tree / "LICENSE", tree / ".hidden.txt"
     files = list(iter_files([license_file, hidden, tree, tree / "a.md"], exclude=["LICENSE"]))
@@ -67,14 +74,108 @@ def test_files_given_directly_are_yielded_as_they_are_and_once(tree: Path) -> No
     assert files.count(tree / "a.md") == 1
 
 
+@pytest.mark.unit
 def test_missing_path_raises_before_yielding(tree: Path) -> None:
     missing = tree / "nope"
     with pytest.raises(FileNotFoundError, match="nope"):
         next(iter_files([tree, missing]))
 
 
+@pytest.mark.unit
 @pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data folder missing: {DATA}")
 def test_walk_of_shared_docs() -> None:
     files = list(iter_files([DATA / "docs" / "txtai_docs"]))
     assert len(files) == 78  # 77 Markdown files and 1 HTML file; LICENSE is skipped
     assert {file.suffix for file in files} == {".md", ".html"}
+
+
+# ---- symbolic links and unreadable folders ----------------------------------------------------------
+
+
+@pytest.fixture
+def linked(tmp_path: Path) -> Path:
+    """A folder with a good file, a two-link loop, a link to itself, a broken link and a link to its parent."""
+    root = tmp_path / "linked"
+    (root / "sub").mkdir(parents=True)
+    (root / "good.txt").write_text("Good text survives.")
+    os.symlink("b.txt", root / "a.txt")
+    os.symlink("a.txt", root / "b.txt")
+    os.symlink("self.md", root / "self.md")
+    os.symlink("missing.txt", root / "dangling.md")
+    os.symlink("..", root / "sub" / "up")
+    os.symlink(root / "good.txt", root / "sub" / "same.txt")  # the good file again, under another name
+    return root
+
+
+@pytest.mark.unit
+def test_links_that_cannot_be_read_are_yielded_for_the_loader_to_report(linked: Path) -> None:
+    files = list(iter_files([linked]))
+    # The link to the parent folder is not followed; the second name of good.txt is dropped as a duplicate.
+    assert rels(files, linked) == ["a.txt", "b.txt", "dangling.md", "good.txt", "self.md"]
+    reasons = {}
+    for file in files:
+        try:
+            load_file(file)
+        except LoadError as exc:
+            reasons[file.name] = str(exc)
+    assert reasons == {
+        "a.txt": "cannot read file: Too many levels of symbolic links",
+        "b.txt": "cannot read file: Too many levels of symbolic links",
+        "self.md": "cannot read file: Too many levels of symbolic links",
+        "dangling.md": "cannot read file: No such file or directory",
+    }
+
+
+@pytest.mark.unit
+def test_links_named_directly_are_yielded_not_refused(linked: Path) -> None:
+    up = linked / "sub" / "up"  # a folder link named directly is walked; the links inside it are the same files
+    files = list(iter_files([linked / "a.txt", linked / "dangling.md", up]))
+    assert files == [linked / "a.txt", linked / "dangling.md", up / "b.txt", up / "good.txt", up / "self.md"]
+
+
+@pytest.mark.unit
+def test_an_unreadable_folder_is_reported_and_the_walk_goes_on(linked: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (linked / "locked").mkdir()
+    (linked / "locked" / "inside.txt").write_text("never listed")
+    scandir = os.scandir
+
+    def refuse_locked(path: str | os.PathLike[str] = ".") -> object:  # chmod cannot stop root, so refuse here
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse_locked)
+    skipped: list[tuple[Path, str]] = []
+    files = list(iter_files([linked], on_skip=lambda path, reason: skipped.append((path, reason))))
+    assert skipped == [(linked / "locked", "cannot read folder: Permission denied")]
+    assert linked / "good.txt" in files
+
+
+@pytest.mark.unit
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_skipped_not_read(linked: Path) -> None:
+    """Reading a named pipe waits for a writer that never comes: the run would hang."""
+    os.mkfifo(linked / "pipe.txt")
+    os.symlink("pipe.txt", linked / "to_pipe.md")
+    skipped: list[tuple[Path, str]] = []
+    files = list(iter_files([linked, linked / "pipe.txt"], on_skip=lambda path, reason: skipped.append((path, reason))))
+    assert skipped == [
+        (linked / "pipe.txt", "not a regular file (a named pipe)"),  # once, though named twice and linked to
+    ]
+    assert linked / "pipe.txt" not in files and linked / "to_pipe.md" not in files
+
+
+@pytest.mark.integration
+def test_a_folder_of_bad_links_ingests_with_one_skip_per_link(
+    linked: Path, tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+
+    store = Store.open(tmp_path / "store", embedder=embedder)
+    try:
+        report = ingest_paths(store, [linked], progress=False)
+    finally:
+        store.close()
+    assert (report.files, report.documents, report.skipped) == (5, 1, 4)
+    assert {Path(e.path).name: e.reason.split(": ")[0] for e in report.errors} == dict.fromkeys(
+        ["a.txt", "b.txt", "self.md", "dangling.md"], "cannot read file"
+    )

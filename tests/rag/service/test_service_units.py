@@ -167,13 +167,13 @@ class TestConcurrencyLimiter:
 
 
 def test_service_settings_read_comma_lists_and_json_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RAG_API_KEYS", "one, two")
+    monkeypatch.setenv("RAG_API_KEYS", "key-alpha, key-beta")
     monkeypatch.setenv("RAG_MODEL_ALIASES", '{"gpt-4o": "default"}')
     monkeypatch.setenv("RAG_CORS_ORIGINS", "http://a.example,http://b.example")
     monkeypatch.setenv("RAG_MAX_CONCURRENCY", "2")
     settings = ServiceSettings()
-    assert [k.get_secret_value() for k in settings.api_keys] == ["one", "two"]
-    assert "one" not in repr(settings)
+    assert [k.get_secret_value() for k in settings.api_keys] == ["key-alpha", "key-beta"]
+    assert "key-alpha" not in repr(settings)
     assert settings.model_aliases == {"gpt-4o": "default"}
     assert settings.cors_origins == ["http://a.example", "http://b.example"]
     assert settings.max_concurrency == 2

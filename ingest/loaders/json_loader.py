@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ingest.budget import MAX_JSON_BYTES, MAX_JSON_DEPTH
 from ingest.errors import LoadError
 from ingest.loaders._io import read_bytes
 from ingest.loaders.options import LoaderOptions
@@ -27,7 +28,7 @@ def iter_jsonl(data: bytes) -> Iterator[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            yield number, _loads(line, f" on line {number}")
         except json.JSONDecodeError as exc:
             raise LoadError(f"invalid JSON on line {number}: {exc.msg} (column {exc.colno})") from exc
 
@@ -39,11 +40,45 @@ def parse_jsonl(data: bytes) -> list[Any]:
 
 def parse_json(data: bytes) -> Any:
     try:
-        return json.loads(data)  # bytes: json detects UTF-8/16/32 and a UTF-8 BOM itself
+        return _loads(data, "")  # bytes: json detects UTF-8/16/32 and a UTF-8 BOM itself
     except json.JSONDecodeError as exc:
         raise LoadError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
     except UnicodeDecodeError as exc:
         raise LoadError(f"JSON is not UTF-8/16/32: {exc}") from exc
+
+
+def _loads(data: str | bytes, where: str) -> Any:
+    """json.loads, with nesting past MAX_JSON_DEPTH and numbers Python refuses to read as LoadErrors (`where`
+    names the line, for JSON Lines). JSONDecodeError and UnicodeDecodeError are left to the caller."""
+    too_deep = f"JSON nested deeper than {MAX_JSON_DEPTH} levels{where}"
+    try:
+        value = json.loads(data)
+    except RecursionError as exc:  # the parser recurses once per level and gives up near 1,000
+        raise LoadError(too_deep) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise
+    except ValueError as exc:  # an integer of more digits than int() reads (sys.get_int_max_str_digits)
+        raise LoadError(f"unreadable JSON value{where}: {' '.join(str(exc).split())}") from exc
+    if json_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise LoadError(too_deep)
+    return value
+
+
+def json_depth(value: Any, stop: int) -> int:
+    """How deeply arrays and objects nest in `value` (a scalar is 0, `[]` is 1), counted without recursion up to
+    `stop` + 1 levels."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > stop:
+            break
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 def records_of(obj: Any) -> list[Any]:
@@ -78,6 +113,18 @@ def record_doc(record: Any, index: int, path: Path, options: LoaderOptions) -> S
     return SourceDoc(f"{path}#{fragment}", text, "" if title is None else str(title), metadata)
 
 
+def _check_squad_questions(obj: Mapping[str, Any]) -> None:
+    """squad_paragraphs reads a paragraph's "qas" as a list of questions: refuse any other value first."""
+    for article in obj["data"]:
+        for paragraph in article["paragraphs"]:
+            questions = paragraph.get("qas") if isinstance(paragraph, Mapping) else None
+            if questions and not isinstance(questions, list):
+                raise LoadError(
+                    f"SQuAD article {str(article.get('title'))!r}: a paragraph's 'qas' is of type "
+                    f"{type(questions).__name__}, not a list of questions"
+                )
+
+
 class JsonLoader:
     """`.json` and `.jsonl` files of records (SQuAD files are recognised and read per paragraph)."""
 
@@ -87,12 +134,13 @@ class JsonLoader:
         self.options = options or LoaderOptions()
 
     def load(self, path: Path) -> Iterator[SourceDoc]:
-        data = read_bytes(path)
+        data = read_bytes(path, MAX_JSON_BYTES)
         if path.suffix.lower() == ".jsonl":
             records = parse_jsonl(data)
         else:
             obj = parse_json(data)
             if is_squad(obj):
+                _check_squad_questions(obj)
                 return iter(squad_paragraphs(obj, path))
             records = records_of(obj)
         docs = [record_doc(record, index, path, self.options) for index, record in enumerate(records)]

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from ingest.budget import MAX_TEXT_BYTES
 from ingest.errors import LoadError
 from ingest.loaders._io import read_bytes
 from ingest.types import SourceDoc
@@ -20,7 +21,7 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _MARKDOWN = (".md", ".markdown")
-_HEADING = re.compile(r"#[ \t]+(.+?)[ \t#]*")
+_HEADING = re.compile(r"#[ \t]+(?=[^ \t])")  # the title is the rest, less closing #s (no backtracking)
 _FENCE = re.compile(r"[ ]{0,3}(```|~~~)")
 # Control characters other than tab, newline, form feed and carriage return: a few are noise,
 # many mean the bytes were never text.
@@ -77,8 +78,9 @@ def markdown_title(text: str) -> str | None:
     for line in text.splitlines():
         if _FENCE.match(line):
             in_fence = not in_fence  # a `# comment` in a code block is not a heading
-        elif not in_fence and (match := _HEADING.fullmatch(line.rstrip())):
-            return match.group(1).strip()
+        elif not in_fence and (match := _HEADING.match(line := line.rstrip())):
+            rest = line[match.end() :]
+            return (rest.rstrip(" \t#") or rest[0]).strip()
     return None
 
 
@@ -88,6 +90,6 @@ class TextLoader:
     suffixes: tuple[str, ...] = (".txt", ".md", ".markdown")
 
     def load(self, path: Path) -> Iterator[SourceDoc]:
-        text = decode_text(read_bytes(path))
+        text = decode_text(read_bytes(path, MAX_TEXT_BYTES))
         title = markdown_title(text) if path.suffix.lower() in _MARKDOWN else None
         return iter([SourceDoc(source=str(path), text=text, title=title or path.stem)])

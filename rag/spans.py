@@ -1,5 +1,8 @@
 """Span-grounded decoding: the reader may only emit word-aligned text that occurs verbatim in its passages.
 
+The prompt shows each passage with its whitespace collapsed (a hard-wrapped line break reads as one space), so
+the constraint copies from that same view and maps what it finds back to the raw passage's character offsets.
+
 The core (:class:`SpanConstraint`) sees only token ids and character offsets, so one implementation serves both
 backends; :func:`hf_tokenize_fn` / :class:`SpanLogitsProcessor` adapt it to transformers and
 :func:`llama_tokenize_fn` / :func:`llama_logits_processor` to llama-cpp-python.
@@ -27,7 +30,8 @@ _WORD = re.compile(r"\w+")
 
 @dataclass(frozen=True)
 class SpanMatch:
-    """Where an answer sits: ``passages[passage_index][start:end] == text``."""
+    """Where an answer sits: ``passages[passage_index][start:end]`` with its whitespace runs collapsed to single
+    spaces is ``text`` (the raw slice keeps any line break the answer crosses)."""
 
     passage_index: int
     start: int
@@ -45,6 +49,33 @@ class _Track:
     ends: tuple[int, ...]  # passage char offset where each token ends
     word_end: tuple[bool, ...]  # len(ids) + 1 entries: may the answer stop after ids[:pos]?
     cont: tuple[int, int] | None  # (track, pos) a bridge continues at once its tokens run out
+
+
+@dataclass(frozen=True)
+class _Flat:
+    """A passage as the prompt shows it, ``" ".join(raw.split())``; ``raw_at[i]`` is where ``text[i]`` sits in
+    the raw passage (for a collapsed run of whitespace, its first character)."""
+
+    text: str
+    raw_at: tuple[int, ...]
+
+    @classmethod
+    def of(cls, raw: str) -> _Flat:
+        chars: list[str] = []
+        raw_at: list[int] = []
+        for i, ch in enumerate(raw):
+            if ch.isspace():
+                continue
+            if chars and raw_at[-1] < i - 1:
+                chars.append(" ")
+                raw_at.append(raw_at[-1] + 1)
+            chars.append(ch)
+            raw_at.append(i)
+        return cls("".join(chars), tuple(raw_at))
+
+    def raw_span(self, start: int, end: int) -> tuple[int, int]:
+        """Raw offsets of the non-empty flat span ``text[start:end]``, which starts and ends on non-space."""
+        return self.raw_at[start], self.raw_at[end - 1] + 1
 
 
 def _is_word_start(text: str, i: int) -> bool:
@@ -126,17 +157,18 @@ class SpanConstraint:
         if not eos_token_ids:
             raise ValueError("eos_token_ids must not be empty: decoding could never stop")
         self.passages = tuple(passages)
+        self._flat = tuple(_Flat.of(text) for text in self.passages)
         self._tokenize = tokenize_fn
         self._eos = np.array(sorted(eos_token_ids), dtype=np.int64)
         self._stops = np.array(sorted({*eos_token_ids, *stop_token_ids}), dtype=np.int64)
         self._stop_set = frozenset(self._stops.tolist())
         known = frozenset(known_words)
-        has_new = any(word not in known for text in self.passages for word in _WORD.findall(text.lower()))
+        has_new = any(word not in known for flat in self._flat for word in _WORD.findall(flat.text.lower()))
         self._known = known if has_new else frozenset()
         self._tracks: list[_Track] = []
         starts: list[_Cursor] = []
-        for index, text in enumerate(self.passages):
-            starts += self._add_passage(index, text)
+        for index, flat in enumerate(self._flat):
+            starts += self._add_passage(index, flat.text)
         # After the first token, the cursors it leaves, keyed by that token: the only O(passages) step.
         self._first: dict[int, list[_Cursor]] = {}
         for track, pos, start in starts:
@@ -171,11 +203,11 @@ class SpanConstraint:
             c = s
             while c < len(text) and text[c].isspace():
                 c += 1
-            # A start token may carry leading spaces (" Paris", or a lone " " before "1889") but no newline.
-            if c < len(text) and text[s:c].strip(" ") == "" and _is_word_start(text, c):
+            # A start token may carry a leading space (" Paris", or a lone " " before "1889").
+            if c < len(text) and _is_word_start(text, c):
                 starts.append((main, pos, c))
         # The reader writes " word" after "Short answer:", but a word opening the passage or following "(",
-        # a quote, a dash or a newline has no such token: bridge to it through tokenize(" word").
+        # a quote or a dash has no such token: bridge to it through tokenize(" word").
         for i in range(len(text)):
             if text[i].isspace() or (i > 0 and text[i - 1] == " ") or not _is_word_start(text, i):
                 continue
@@ -237,7 +269,7 @@ class SpanConstraint:
         tr = self._tracks[track]
         if pos == 0 or not tr.word_end[pos]:
             return False
-        answer = self.passages[tr.passage][start : tr.ends[pos - 1]]
+        answer = self._flat[tr.passage].text[start : tr.ends[pos - 1]]
         if not (self._known and novel):
             return any(ch.isalnum() for ch in answer)
         return any(word not in self._known for word in _WORD.findall(answer.lower()))
@@ -254,16 +286,14 @@ class SpanConstraint:
         if not found:
             return None
         _, index, start, track, pos = min(found)
-        text, end = self.passages[index], self._tracks[track].ends[pos - 1]
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        return SpanMatch(index, start, end, text[start:end]) if end > start else None
+        return self._match(index, start, self._tracks[track].ends[pos - 1])
 
     def locate_text(self, answer: str) -> SpanMatch | None:
         """Like :meth:`locate` for a decoded answer (llama.cpp's completions return text, not ids)."""
-        needle = answer.strip()
+        needle = " ".join(answer.split())
         candidates = []
-        for index, text in enumerate(self.passages):
+        for index, flat in enumerate(self._flat):
+            text = flat.text
             at = text.find(needle) if needle else -1
             while at >= 0:
                 aligned = _is_word_start(text, at) and _is_word_end(text, at + len(needle))
@@ -272,7 +302,17 @@ class SpanConstraint:
         if not candidates:
             return None
         _, index, at = min(candidates)
-        return SpanMatch(index, at, at + len(needle), needle)
+        return self._match(index, at, at + len(needle))
+
+    def _match(self, index: int, start: int, end: int) -> SpanMatch | None:
+        """The flat span ``[start:end)`` of passage ``index``, trailing space trimmed, at its raw offsets."""
+        flat = self._flat[index]
+        while end > start and flat.text[end - 1].isspace():
+            end -= 1
+        if end <= start:
+            return None
+        raw_start, raw_end = flat.raw_span(start, end)
+        return SpanMatch(index, raw_start, raw_end, flat.text[start:end])
 
 
 class SpanLogitsProcessor(LogitsProcessor):

@@ -312,3 +312,51 @@ def test_an_answer_of_bare_punctuation_cannot_end(hf_tokenizer, eos) -> None:
     assert eos not in constraint.allowed(backtick[:1]).tolist()
     words = [t for t, s, e in tokens if s >= passage.index("pip") and e <= passage.index("txtai") + 5]
     assert eos in constraint.allowed(words).tolist()  # "pip install txtai" may end
+
+
+# A hard-wrapped .txt/.md passage: the prompt shows it whitespace-collapsed, so the answer crosses the line break.
+WRAPPED = (
+    "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It was designed by Gustave\n"
+    "Eiffel's company and is 330 metres tall."
+)
+
+
+def test_a_span_may_cross_a_line_break_and_maps_back_to_raw_offsets(tokenize_fn, eos):
+    constraint = SpanConstraint(tokenize_fn, [WRAPPED], [eos], ids_of(tokenize_fn, "\n")[:1])
+    ids = ids_of(tokenize_fn, " Gustave Eiffel's company")
+    for k, token in enumerate(ids):
+        assert token in constraint.allowed(ids[:k]), k
+    assert eos in constraint.allowed(ids)
+    start = WRAPPED.index("Gustave")
+    end = WRAPPED.index(" and is")
+    assert constraint.locate([*ids, eos]) == SpanMatch(0, start, end, "Gustave Eiffel's company")
+    assert constraint.locate_text(" Gustave Eiffel's company") == constraint.locate(ids)
+
+
+def test_transformers_answer_crosses_a_line_break(hf_model, hf_tokenizer):
+    from transformers import LogitsProcessorList
+
+    from index import Passage
+    from rag.prompt import short_prompt
+
+    question = "Who designed the Eiffel Tower?"
+    passage = Passage(1, 1, "eiffel.txt", "Eiffel", WRAPPED, 0, len(WRAPPED), 0, "default")
+    stops = [hf_tokenizer.convert_tokens_to_ids(t) for t in hf_tokenizer.tokenize("\n")]
+    constraint = SpanConstraint(hf_tokenize_fn(hf_tokenizer), [WRAPPED], [hf_tokenizer.eos_token_id], stops)
+    enc = hf_tokenizer(short_prompt(question, [passage]), return_tensors="pt")
+    prompt_len = enc["input_ids"].shape[1]
+    with torch.no_grad():
+        out = hf_model.generate(
+            **enc,
+            logits_processor=LogitsProcessorList([SpanLogitsProcessor(constraint, prompt_len)]),
+            max_new_tokens=16,
+            do_sample=False,
+            eos_token_id=[hf_tokenizer.eos_token_id, *stops],
+            pad_token_id=hf_tokenizer.pad_token_id,
+        )
+    match = constraint.locate(out[0, prompt_len:].tolist())
+    assert match is not None
+    answer = match.text
+    assert "Gustave Eiffel" in answer
+    assert "\n" in WRAPPED[match.start : match.end]
+    assert " ".join(WRAPPED[match.start : match.end].split()) == answer

@@ -23,6 +23,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 
 from rag.api import RAG
 from rag.conversation import condense_query
@@ -35,11 +36,13 @@ from rag.service.openai_schema import (
     AskRequest,
     ChatCompletionRequest,
     CompletionIds,
+    documented_openapi,
     error_body,
+    error_responses,
     install_error_handlers,
     sources_of,
 )
-from rag.service.uploads import check_collection, delete_document_by_id, ingest_uploads
+from rag.service.uploads import COLLECTION_PATTERN, check_collection, delete_document_by_id, ingest_uploads
 from rag.streaming import count_tokens, final_answer, stream_answer
 from rag.types import Answer
 
@@ -198,7 +201,7 @@ async def _stream_chat(service: Service, body: ChatCompletionRequest, work: Any)
 
 
 def _v1_routes(service: Service) -> APIRouter:
-    router = APIRouter(prefix="/v1", dependencies=[Depends(service.keys)])
+    router = APIRouter(prefix="/v1", dependencies=[Depends(service.keys)], responses=error_responses(401, 503))
     qa, settings, limiter = service.qa, service.settings, service.limiter
 
     @router.get("/models")
@@ -208,7 +211,7 @@ def _v1_routes(service: Service) -> APIRouter:
         data = [{"id": name, "object": "model", "created": 0, "owned_by": "ragkit"} for name in names]
         return {"object": "list", "data": data}
 
-    @router.post("/chat/completions")
+    @router.post("/chat/completions", responses=error_responses(400, 404, 413, 429, 502, 504))
     async def chat(body: ChatCompletionRequest) -> Any:
         messages = body.plain_messages()
         question = condense_query(messages)
@@ -226,7 +229,7 @@ def _v1_routes(service: Service) -> APIRouter:
         service.record(answer)
         return CompletionIds(body.model).completion(answer)
 
-    @router.post("/ask")
+    @router.post("/ask", responses=error_responses(400, 404, 413, 429, 502, 504))
     async def ask(body: AskRequest) -> JSONResponse:
         collection = await run_in_threadpool(service.collection_for, body.collection) if body.collection else None
         await run_in_threadpool(service.check_prompt, [{"content": body.question}])
@@ -234,9 +237,10 @@ def _v1_routes(service: Service) -> APIRouter:
         answer = await limiter.run(ask, timeout=settings.request_timeout_s)
         return JSONResponse(jsonable_encoder(answer.to_dict()))
 
-    @router.post("/documents")
+    @router.post("/documents", responses=error_responses(400, 413, 429, 504))
     async def upload(
-        files: Annotated[list[UploadFile], File()], collection: Annotated[str | None, Form()] = None
+        files: Annotated[list[UploadFile], File(min_length=1)],
+        collection: Annotated[str | None, Form(json_schema_extra={"pattern": COLLECTION_PATTERN})] = None,
     ) -> dict[str, Any]:
         name = check_collection(collection or qa.settings.collection)
         pairs = [(f.filename or "upload", f.file) for f in files]
@@ -246,16 +250,22 @@ def _v1_routes(service: Service) -> APIRouter:
         )
         return {"object": "list", "collection": name, "data": [r.to_dict() for r in results]}
 
-    @router.get("/documents")
+    @router.get("/documents", responses=error_responses(400))
     async def documents(collection: str | None = None) -> dict[str, Any]:
         docs = await run_in_threadpool(qa.store.documents, collection)
         return {"object": "list", "data": [asdict(d) for d in docs]}
 
-    @router.delete("/documents/{document_id}")
+    @router.delete("/documents/{document_id}", responses=error_responses(400, 404, 429, 504))
     async def delete_document(document_id: int) -> dict[str, Any]:
         return await limiter.run(delete_document_by_id, qa.store, document_id, timeout=settings.request_timeout_s)
 
     return router
+
+
+class Readiness(BaseModel):
+    status: str
+    reason: str | None = None
+    reader: str | None = None
 
 
 def create_app(qa: RAG, settings: ServiceSettings | None = None) -> FastAPI:
@@ -274,6 +284,7 @@ def create_app(qa: RAG, settings: ServiceSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="ragkit", version="0.1.0", summary="Cited answers from your documents", lifespan=lifespan)
     app.state.service = service
+    app.openapi = documented_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app, lambda code: service.metrics.errors.labels(code).inc())
     app.include_router(_v1_routes(service))
 
@@ -281,7 +292,9 @@ def create_app(qa: RAG, settings: ServiceSettings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    not_ready = {503: {"model": Readiness, "description": "The models are loading or failed, or the store failed"}}
+
+    @app.get("/readyz", response_model=Readiness, responses=not_ready)
     async def readyz() -> JSONResponse:
         if not service.ready:
             reason = service.load_error or "models are loading"

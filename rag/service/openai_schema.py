@@ -53,6 +53,52 @@ class ApiError(RagError):
         return error_body(self.status, self.message, self.code, self.param)
 
 
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """What every error answers: OpenAI's {"error": {...}}."""
+
+    error: ErrorDetail
+
+
+ERROR_MEANINGS = {
+    400: "Invalid request: malformed JSON, a wrong field, or a prompt over the server's limit",
+    401: "Missing or invalid API key (only when keys are configured)",
+    404: "No such model, collection or document",
+    413: "Request body over the server's limit",
+    429: "Every worker is busy; see Retry-After",
+    502: "The model failed to generate an answer",
+    503: "The store is busy, damaged or does not match the embedder",
+    504: "The request took longer than the server's limit",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that can answer these errors, each with the error body."""
+    return {status: {"model": ErrorBody, "description": ERROR_MEANINGS[status]} for status in statuses}
+
+
+def documented_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """`app.openapi` without FastAPI's default 422: validation errors are answered as 400s (see below)."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            for operation in (op for path in schema.get("paths", {}).values() for op in path.values()):
+                operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return app.openapi_schema
+
+    return openapi
+
+
 def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     kind = ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
     return {"error": {"message": message, "type": kind, "code": code, "param": param}}
@@ -129,6 +175,22 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
+_TEXT = {"type": "string", "pattern": "[^\\s\\x00]"}  # some character besides white space and NUL
+USER_TURN = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {
+        "role": {"const": "user"},
+        "content": {
+            "anyOf": [
+                _TEXT,
+                {"type": "array", "contains": {"type": "object", "required": ["text"], "properties": {"text": _TEXT}}},
+            ]
+        },
+    },
+}
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
     include_usage: bool = False
@@ -139,7 +201,11 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     model: CleanStr = Field(min_length=1, max_length=200, description="a collection name or a configured alias")
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(
+        min_length=1,
+        description="answered when at least one user turn holds text; otherwise 400 invalid_messages",
+        json_schema_extra={"contains": USER_TURN},
+    )
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)

@@ -14,7 +14,8 @@ from ingest.pipeline import default_chunker, ingest_paths
 from rag.service.openai_schema import ApiError
 
 _UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
-_COLLECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_COLLECTION = re.compile(COLLECTION_PATTERN)
 MAX_NAME = 160
 
 

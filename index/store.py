@@ -96,6 +96,7 @@ class Store:
         self._file_lock = FileLock(root / LOCK_NAME, thread_local=False)
         self._write_depth = 0
         self._manifest: tuple[tuple[int, int, int], manifest.Manifest | None] | None = None
+        self._names: dict[int, str] = {}  # collection id -> name; collections are never renamed or deleted
 
     @classmethod
     def open(
@@ -220,8 +221,10 @@ class Store:
     def _remove_leftovers(self) -> None:
         """Temp files of a killed save, and files a newer save superseded (readers retry if one vanishes)."""
         recorded = self._read_manifest()
-        keep = {record.file for record in (recorded.vector_files if recorded else {}).values()}
-        keep |= {vector_files.unrecorded_name(cid) for cid in self._collection_ids() if not self._record(cid)}
+        records = recorded.vector_files if recorded else {}
+        keep = {record.file for record in records.values()}
+        names = self._collection_ids()
+        keep |= {vector_files.unrecorded_name(cid) for cid, name in names.items() if name not in records}
         removed = vector_files.remove_unrecorded(self.root / "vectors", keep)
         for temp in [*self.root.glob(f"{manifest.MANIFEST_NAME}.*.tmp"), *self.root.glob(f"{OWNER_NAME}.*.tmp")]:
             temp.unlink(missing_ok=True)  # a killed atomic write's temp file
@@ -238,20 +241,34 @@ class Store:
 
     # ---- collections, generations and vector files ---------------------------------------------
 
+    def _collection_state(self, session: Session, name: str) -> tuple[int, int]:
+        """(id, generation) of a collection, in one query (searches ask for both)."""
+        found = session.execute(select(Collection.id, Collection.generation).where(Collection.name == name)).first()
+        if found is None:
+            raise self._unknown_collection(name)
+        return found[0], found[1]
+
     def _collection_id(self, session: Session, name: str, create: bool = False) -> int:
         cid = session.scalar(select(Collection.id).where(Collection.name == name))
         if cid is not None:
             return cid
         if not create:
-            raise NotFoundError(f"no collection named {name!r}; collections: {self.collections()}")
+            raise self._unknown_collection(name)
         row = Collection(name=name)
         session.add(row)
         session.flush()
         return row.id
 
+    def _unknown_collection(self, name: str) -> NotFoundError:
+        return NotFoundError(f"no collection named {name!r}; collections: {self.collections()}")
+
     def _collection_ids(self) -> dict[int, str]:
         with self.session() as session:
-            return dict(session.execute(select(Collection.id, Collection.name)).all())
+            self._names.update(session.execute(select(Collection.id, Collection.name)).all())
+        return dict(self._names)
+
+    def _collection_name(self, cid: int) -> str | None:
+        return self._names.get(cid) or self._collection_ids().get(cid)
 
     def collections(self) -> list[str]:
         with self.session() as session:
@@ -280,8 +297,7 @@ class Store:
         return self._manifest[1]
 
     def _record(self, cid: int) -> manifest.VectorFile | None:
-        recorded = self._read_manifest()
-        name = self._collection_ids().get(cid)
+        recorded, name = self._read_manifest(), self._collection_name(cid)
         return recorded.vector_files.get(name) if recorded and name else None
 
     def _load(self, cid: int) -> tuple[FaissIndex, int]:
@@ -312,9 +328,13 @@ class Store:
         if saved != generation:
             self._heal(session, cid, index)
             self._dirty.add(cid)
+        self._install(cid, index, generation)
+        return index
+
+    def _install(self, cid: int, index: FaissIndex, generation: int) -> None:
+        """Make `index` the collection's in-memory index, reflecting SQL `generation`."""
         with self._index_lock:
             self._vectors[cid], self._generations[cid] = index, generation
-        return index
 
     def _index_for_read(self, cid: int, generation: int) -> FaissIndex:
         """The loaded index, replaced by the saved one when a writer elsewhere has saved a newer generation."""
@@ -324,7 +344,7 @@ class Store:
         record = self._record(cid)
         if index is None or (record is not None and record.generation > self._generations[cid]):
             index, saved = self._load(cid)
-            self._vectors[cid], self._generations[cid] = index, saved
+            self._install(cid, index, saved)
         return index
 
     def _heal(self, session: Session, cid: int, index: FaissIndex, batch_size: int = 256) -> None:
@@ -597,8 +617,7 @@ class Store:
                     else:
                         index, _ = self._load(cid)
                     self._heal(session, cid, index, batch_size)
-                with self._index_lock:
-                    self._vectors[cid], self._generations[cid] = index, generation
+                self._install(cid, index, generation)
                 self._dirty.add(cid)
             if self._dirty:
                 self.save()
@@ -615,8 +634,7 @@ class Store:
     ) -> list[list[tuple[int, float]]]:
         """Top-k (chunk id, cosine score) per query vector."""
         with self.session() as session:
-            cid = self._collection_id(session, collection)
-            generation = self._sql_generation(session, cid)
+            cid, generation = self._collection_state(session, collection)
             allowed = self._filtered_chunk_ids(session, cid, filters) if filters else None
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in range(len(query_vectors))]

@@ -137,64 +137,46 @@ def ingest_paths(
 ) -> IngestReport:
     """Ingest files and folders into a collection; re-running after a crash finishes the job without duplicates."""
     with store.writing():  # one writer for the whole run; its first write heals what an interrupted run left
-        return _ingest(
-            store, paths, collection, include, exclude, chunker, options, batch_chunks, save_every_s, progress, on_error
-        )
-
-
-def _ingest(
-    store: Store,
-    paths: Sequence[str | Path],
-    collection: str,
-    include: Sequence[str],
-    exclude: Sequence[str],
-    chunker: Chunker | None,
-    options: LoaderOptions | None,
-    batch_chunks: int,
-    save_every_s: float,
-    progress: bool,
-    on_error: Callable[[FileError], None] | None,
-) -> IngestReport:
-    started = time.perf_counter()
-    chunker = chunker or default_chunker(store)
-    report = IngestReport()
-    run_id = store.start_run(collection)
-    batcher = _Batcher(store, collection, report, batch_chunks, save_every_s, on_error)
-    status = "failed"
-    try:
+        started = time.perf_counter()
+        chunker = chunker or default_chunker(store)
+        report = IngestReport()
+        run_id = store.start_run(collection)
+        batcher = _Batcher(store, collection, report, batch_chunks, save_every_s, on_error)
+        status = "failed"
 
         def skipped(path: Path, reason: str) -> None:  # a folder that cannot be listed, a pipe, a device
             report.files += 1
             _record(report, FileError(str(path), reason), on_error)
 
-        files = list(iter_files([Path(p) for p in paths], include, exclude, on_skip=skipped))
-        for path in tqdm(files, desc="ingest", unit="file", disable=not progress):
-            report.files += 1
-            try:
-                docs = load_file(path, options)
-            except LoadError as exc:
-                _record(report, FileError(str(path), str(exc)), on_error)
-                continue
-            except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not abort the batch
-                _record(report, FileError(str(path), f"{type(exc).__name__}: {exc}"), on_error)
-                continue
-            for doc in docs:
+        try:
+            files = list(iter_files([Path(p) for p in paths], include, exclude, on_skip=skipped))
+            for path in tqdm(files, desc="ingest", unit="file", disable=not progress):
+                report.files += 1
                 try:
-                    document = to_document(doc, chunker)
+                    docs = load_file(path, options)
                 except LoadError as exc:
-                    _record(report, FileError(doc.source, str(exc)), on_error)
+                    _record(report, FileError(str(path), str(exc)), on_error)
                     continue
-                if not document.chunks:
-                    _record(report, FileError(doc.source, "no text"), on_error)
+                except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not abort the batch
+                    _record(report, FileError(str(path), f"{type(exc).__name__}: {exc}"), on_error)
                     continue
-                report.documents += 1
-                batcher.push(document)
-        batcher.flush(final=True)
-        status = "finished"
-    finally:
-        report.seconds = round(time.perf_counter() - started, 3)
-        store.finish_run(run_id, status, report.as_dict())
-    return report
+                for doc in docs:
+                    try:
+                        document = to_document(doc, chunker)
+                    except LoadError as exc:
+                        _record(report, FileError(doc.source, str(exc)), on_error)
+                        continue
+                    if not document.chunks:
+                        _record(report, FileError(doc.source, "no text"), on_error)
+                        continue
+                    report.documents += 1
+                    batcher.push(document)
+            batcher.flush(final=True)
+            status = "finished"
+        finally:
+            report.seconds = round(time.perf_counter() - started, 3)
+            store.finish_run(run_id, status, report.as_dict())
+        return report
 
 
 def default_chunker(store: Store, chunk_tokens: int | None = None, overlap_tokens: int = 32) -> TokenChunker:

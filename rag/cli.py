@@ -28,11 +28,11 @@ def _quiet_libraries() -> None:
         pass
 
 
-def _open_store(settings: RagSettings):  # noqa: ANN202 - index.Store, imported lazily to keep --help fast
+def _open_store(settings: RagSettings, rebuild_manifest: bool = False):  # noqa: ANN202 - index.Store, lazily
     from index import SentenceTransformerEmbedder, Store
 
     embedder = SentenceTransformerEmbedder(settings.embedder) if settings.embedder else None
-    return Store.open(settings.store, embedder=embedder, database_url=settings.database_url)
+    return Store.open(settings.store, embedder, settings.database_url, rebuild_manifest=rebuild_manifest)
 
 
 @app.command()
@@ -160,11 +160,8 @@ def check(
 ) -> None:
     """Prove that SQL, FAISS and the keyword index agree and that the vector files are the ones the store wrote."""
     _quiet_libraries()
-    from index import SentenceTransformerEmbedder, Store
-
     settings = settings_from(store, embedder=embedder)
-    model = SentenceTransformerEmbedder(settings.embedder) if settings.embedder else None
-    with Store.open(settings.store, model, settings.database_url, rebuild_manifest=repair) as opened:
+    with _open_store(settings, rebuild_manifest=repair) as opened:
         reports = opened.repair(sample=sample) if repair else opened.check(sample=sample)
     for r in reports:
         state = "consistent" if r.consistent else "INCONSISTENT: " + "; ".join(r.problems())

@@ -316,8 +316,11 @@ def test_leftover_temp_and_superseded_files_are_removed_by_the_next_writer(store
 # ---- crashes, concurrent writers and searches during a write ------------------------------------
 
 
+RAG_CLI = "import sys; from rag.cli import main; sys.argv = ['rag', *sys.argv[1:]]; main()"
+
+
 def rag_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_python("import sys; from rag.cli import main; sys.argv = ['rag', *sys.argv[1:]]; main()", *args)
+    return run_python(RAG_CLI, *args)
 
 
 def test_a_delete_killed_after_its_commit_is_finished_by_the_next_delete(
@@ -364,10 +367,9 @@ def test_two_ingest_processes_into_one_store_lose_nothing(
             (folder / f"{run}-{number}.txt").write_text(f"Run {run} note {number}: shelf {number} holds {run} jars.")
         folders.append(folder)
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
-    code = "import sys; from rag.cli import main; sys.argv = ['rag', *sys.argv[1:]]; main()"
     runs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, "ingest", str(folder), "--store", str(root)],
+            [sys.executable, "-c", RAG_CLI, "ingest", str(folder), "--store", str(root)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

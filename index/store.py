@@ -46,6 +46,9 @@ from index.vectors import FaissIndex
 
 log = logging.getLogger(__name__)
 
+# What `Store.embed` returns: each chunk's vector count, then all the vectors in chunk order.
+Embedded = tuple[np.ndarray, np.ndarray]
+
 DEFAULT_COLLECTION = "default"
 LOCK_NAME = "write.lock"
 OWNER_NAME = "write.owner"  # who holds the lock, for the message another writer sees
@@ -411,16 +414,33 @@ class Store:
 
     # ---- writes -------------------------------------------------------------------------------
 
-    def add(self, docs: Sequence[DocumentIn], collection: str = DEFAULT_COLLECTION, save: bool = True) -> AddResult:
+    def add(
+        self,
+        docs: Sequence[DocumentIn],
+        collection: str = DEFAULT_COLLECTION,
+        save: bool = True,
+        embedded: Embedded | None = None,
+    ) -> AddResult:
         """Insert new documents, replace changed ones (same source, new content), skip unchanged ones.
 
         Embedding runs before the write lock is taken, so searches and other writers are not held up by it.
         With `save=False` inside `writing()`, the vector file is saved when the outermost `writing()` ends.
+        `embedded` is what `embed(docs)` returned for exactly these documents, computed elsewhere (a worker).
         """
-        docs = _dedupe(docs)
+        keep = _last_of_each_source(docs)
+        if embedded is not None:
+            counts, vectors = embedded
+            if len(counts) != sum(len(d.chunks) for d in docs) or int(counts.sum()) != len(vectors):
+                raise ValueError("`embedded` does not match the documents' chunks: make it with Store.embed(docs)")
+            embedded = _select_documents(docs, counts, vectors, keep)
+        docs = [docs[i] for i in keep]
         with self.session() as session:
             fresh = self._changed(session, docs, collection)
-        counts, vectors = self._embed_chunks([(c.text, d.title) for d in fresh for c in d.chunks])
+        if embedded is None:
+            counts, vectors = self.embed(fresh)
+        else:
+            changed = {d.source for d in fresh}
+            counts, vectors = _select_documents(docs, *embedded, [i for i, d in enumerate(docs) if d.source in changed])
         with self.writing(), self.session() as session:
             cid = self._collection_id(session, collection, create=True)
             session.commit()
@@ -477,7 +497,11 @@ class Store:
         self._dirty.add(cid)
         return AddResult(added=len(fresh) - len(replaced), replaced=len(replaced), chunks=len(new_ids))
 
-    def _embed_chunks(self, chunks: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    def embed(self, docs: Sequence[DocumentIn]) -> Embedded:
+        """The vectors `add` stores for these documents' chunks: per chunk its vector count, then all vectors."""
+        return self._embed_chunks([(c.text, d.title) for d in docs for c in d.chunks])
+
+    def _embed_chunks(self, chunks: Sequence[tuple[str, str]]) -> Embedded:
         """Embed (chunk text, document title) pairs as `vector_texts`; returns vectors per chunk and all vectors."""
         texts = [vector_texts(text, title) for text, title in chunks]
         counts = np.array([len(t) for t in texts], dtype=np.int64)
@@ -763,8 +787,10 @@ def _select_documents(
     docs: Sequence[DocumentIn], counts: np.ndarray, vectors: np.ndarray, keep: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """The vector counts and vectors of the kept documents, out of those embedded for all of `docs`."""
-    if len(keep) == len(docs):
+    if list(keep) == list(range(len(docs))):
         return counts, vectors
+    if not keep:
+        return counts[:0], vectors[:0]
     chunk_bounds = np.r_[0, np.cumsum([len(d.chunks) for d in docs])]
     vector_bounds = np.r_[0, np.cumsum(counts)][chunk_bounds]
     return (
@@ -773,9 +799,9 @@ def _select_documents(
     )
 
 
-def _dedupe(docs: Sequence[DocumentIn]) -> list[DocumentIn]:
-    """Last one wins when a batch names the same source twice."""
-    return list({d.source: d for d in docs}.values())
+def _last_of_each_source(docs: Sequence[DocumentIn]) -> list[int]:
+    """Positions of the documents to write: the last one wins when a batch names the same source twice."""
+    return list({d.source: i for i, d in enumerate(docs)}.values())
 
 
 def _document_row(cid: int, doc: DocumentIn) -> Document:

@@ -502,12 +502,7 @@ class Store:
         return self._embed_chunks([(c.text, d.title) for d in docs for c in d.chunks])
 
     def _embed_chunks(self, chunks: Sequence[tuple[str, str]]) -> Embedded:
-        """Embed (chunk text, document title) pairs as `vector_texts`; returns vectors per chunk and all vectors."""
-        texts = [vector_texts(text, title) for text, title in chunks]
-        counts = np.array([len(t) for t in texts], dtype=np.int64)
-        if not texts:
-            return counts, np.zeros((0, self.embedder.dimension), dtype=np.float32)
-        return counts, self.embedder.embed_documents([t for group in texts for t in group])
+        return embed_chunks(self.embedder, chunks)
 
     def _delete_rows(self, session: Session, cid: int, sources: Sequence[str]) -> np.ndarray:
         if not sources:
@@ -777,6 +772,18 @@ class Store:
                 run.status = "interrupted"
             session.commit()
             return [run.id for run in stale]
+
+
+def embed_chunks(embedder: Embedder, chunks: Sequence[tuple[str, str]]) -> Embedded:
+    """Embed (chunk text, document title) pairs as `vector_texts`; returns vectors per chunk and all vectors.
+
+    The store's one rule for a chunk's vectors, also run where vectors are computed away from the store.
+    """
+    texts = [vector_texts(text, title) for text, title in chunks]
+    counts = np.array([len(t) for t in texts], dtype=np.int64)
+    if not texts:
+        return counts, np.zeros((0, embedder.dimension), dtype=np.float32)
+    return counts, embedder.embed_documents([t for group in texts for t in group])
 
 
 def _chunk_ids(cid: int) -> Any:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 from sqlalchemy.exc import OperationalError
 from tqdm import tqdm
 
 from index import DEFAULT_COLLECTION, AddResult, ChunkIn, DocumentIn, Store, StoreError
+from index.store import Embedded
 from ingest.chunking import TokenChunker
 from ingest.errors import LoadError
 from ingest.loaders import LoaderOptions, load_file
@@ -67,8 +71,30 @@ def to_document(doc: SourceDoc, chunker: Chunker) -> DocumentIn:
     )
 
 
+def iter_documents(path: Path, options: LoaderOptions | None, chunker: Chunker) -> Iterator[DocumentIn | FileError]:
+    """One file's documents, chunked, in order; a FileError in place of the file or of a document it cannot use."""
+    try:
+        docs = load_file(path, options)
+    except LoadError as exc:
+        yield FileError(str(path), str(exc))
+        return
+    except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not abort the batch
+        yield FileError(str(path), f"{type(exc).__name__}: {exc}")
+        return
+    for doc in docs:
+        try:
+            document = to_document(doc, chunker)
+        except LoadError as exc:
+            yield FileError(doc.source, str(exc))
+            continue
+        yield document if document.chunks else FileError(doc.source, "no text")
+
+
 class _Batcher:
-    """Collects documents until about `limit` chunks are pending, then writes them in one `Store.add`."""
+    """Collects documents until about `limit` chunks are pending, then writes them in one `Store.add`.
+
+    A document may come with its vectors (`Store.embed` computed elsewhere); then every pending one does.
+    """
 
     def __init__(
         self,
@@ -82,33 +108,44 @@ class _Batcher:
         self.store, self.collection, self.report, self.limit = store, collection, report, limit
         self.save_every_s, self.on_error = save_every_s, on_error
         self.pending: list[DocumentIn] = []
+        self.pending_vectors: list[Embedded | None] = []
         self.pending_chunks = 0
         self.last_save = time.monotonic()
 
-    def push(self, doc: DocumentIn) -> None:
+    def take(self, item: DocumentIn | FileError, embedded: Embedded | None = None) -> None:
+        """A document goes to the next batch (counted); a FileError to the report."""
+        if isinstance(item, FileError):
+            _record(self.report, item, self.on_error)
+            return
+        self.report.documents += 1
+        self.push(item, embedded)
+
+    def push(self, doc: DocumentIn, embedded: Embedded | None = None) -> None:
         self.pending.append(doc)
+        self.pending_vectors.append(embedded)
         self.pending_chunks += len(doc.chunks)
         if self.pending_chunks >= self.limit:
             self.flush()
 
     def flush(self, final: bool = False) -> None:
         if self.pending:
-            batch, self.pending, self.pending_chunks = self.pending, [], 0
+            batch, vectors = self.pending, self.pending_vectors
+            self.pending, self.pending_vectors, self.pending_chunks = [], [], 0
             try:
-                self._count(self.store.add(batch, self.collection, save=False))
+                self._count(self.store.add(batch, self.collection, save=False, embedded=_joined(vectors)))
             except _STORE_FAILURES:
                 raise
             except Exception:  # noqa: BLE001 - one document's data: store the others, report that one
-                self._add_one_by_one(batch)
+                self._add_one_by_one(batch, vectors)
         if final or time.monotonic() - self.last_save >= self.save_every_s:
             self.store.save()
             self.last_save = time.monotonic()
 
-    def _add_one_by_one(self, batch: list[DocumentIn]) -> None:
+    def _add_one_by_one(self, batch: list[DocumentIn], vectors: list[Embedded | None]) -> None:
         """After a batch failed on its data: each document alone, so only the one at fault is skipped."""
-        for doc in batch:
+        for doc, embedded in zip(batch, vectors, strict=True):
             try:
-                self._count(self.store.add([doc], self.collection, save=False))
+                self._count(self.store.add([doc], self.collection, save=False, embedded=embedded))
             except _STORE_FAILURES:
                 raise
             except Exception as exc:  # noqa: BLE001 - the document the batch failed on
@@ -120,6 +157,50 @@ class _Batcher:
         self.report.replaced += result.replaced
         self.report.unchanged += result.unchanged
         self.report.chunks += result.chunks
+
+
+class ActiveRun(NamedTuple):
+    """What an engine works through (`files`, in order) and where its documents and errors go (`sink.take`)."""
+
+    files: list[Path]
+    sink: _Batcher
+    report: IngestReport
+
+
+@contextmanager
+def ingest_run(
+    store: Store,
+    paths: Sequence[str | Path],
+    collection: str,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    batch_chunks: int,
+    save_every_s: float,
+    on_error: Callable[[FileError], None] | None,
+    started: float,
+) -> Iterator[ActiveRun]:
+    """One recorded ingest run, shared by every engine: call inside `store.writing()`.
+
+    Lists the files (a path that cannot be read is reported), writes the last batch and saves when the body ends,
+    and records the run as finished, or failed when anything raised; `started` is `time.perf_counter()` at its start.
+    """
+    report = IngestReport()
+    run_id = store.start_run(collection)
+    sink = _Batcher(store, collection, report, batch_chunks, save_every_s, on_error)
+    status = "failed"
+
+    def skipped(path: Path, reason: str) -> None:  # a folder that cannot be listed, a pipe, a device
+        report.files += 1
+        _record(report, FileError(str(path), reason), on_error)
+
+    try:
+        files = list(iter_files([Path(p) for p in paths], include, exclude, on_skip=skipped))
+        yield ActiveRun(files, sink, report)
+        sink.flush(final=True)
+        status = "finished"
+    finally:
+        report.seconds = round(time.perf_counter() - started, 3)
+        store.finish_run(run_id, status, report.as_dict())
 
 
 def ingest_paths(
@@ -139,44 +220,14 @@ def ingest_paths(
     with store.writing():  # one writer for the whole run; its first write heals what an interrupted run left
         started = time.perf_counter()
         chunker = chunker or default_chunker(store)
-        report = IngestReport()
-        run_id = store.start_run(collection)
-        batcher = _Batcher(store, collection, report, batch_chunks, save_every_s, on_error)
-        status = "failed"
-
-        def skipped(path: Path, reason: str) -> None:  # a folder that cannot be listed, a pipe, a device
-            report.files += 1
-            _record(report, FileError(str(path), reason), on_error)
-
-        try:
-            files = list(iter_files([Path(p) for p in paths], include, exclude, on_skip=skipped))
-            for path in tqdm(files, desc="ingest", unit="file", disable=not progress):
-                report.files += 1
-                try:
-                    docs = load_file(path, options)
-                except LoadError as exc:
-                    _record(report, FileError(str(path), str(exc)), on_error)
-                    continue
-                except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not abort the batch
-                    _record(report, FileError(str(path), f"{type(exc).__name__}: {exc}"), on_error)
-                    continue
-                for doc in docs:
-                    try:
-                        document = to_document(doc, chunker)
-                    except LoadError as exc:
-                        _record(report, FileError(doc.source, str(exc)), on_error)
-                        continue
-                    if not document.chunks:
-                        _record(report, FileError(doc.source, "no text"), on_error)
-                        continue
-                    report.documents += 1
-                    batcher.push(document)
-            batcher.flush(final=True)
-            status = "finished"
-        finally:
-            report.seconds = round(time.perf_counter() - started, 3)
-            store.finish_run(run_id, status, report.as_dict())
-        return report
+        with ingest_run(
+            store, paths, collection, include, exclude, batch_chunks, save_every_s, on_error, started
+        ) as run:
+            for path in tqdm(run.files, desc="ingest", unit="file", disable=not progress):
+                run.report.files += 1
+                for item in iter_documents(path, options, chunker):
+                    run.sink.take(item)
+        return run.report
 
 
 def default_chunker(store: Store, chunk_tokens: int | None = None, overlap_tokens: int = 32) -> TokenChunker:
@@ -190,6 +241,14 @@ def _one_line(exc: BaseException) -> str:
     """An exception as one line of a report: its type, then its message with whitespace collapsed."""
     message = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _joined(parts: Sequence[Embedded | None]) -> Embedded | None:
+    """The vectors of a batch from its documents' own, or None when any document came without them."""
+    present = [part for part in parts if part is not None]
+    if not present or len(present) < len(parts):
+        return None
+    return np.concatenate([counts for counts, _ in present]), np.concatenate([vectors for _, vectors in present])
 
 
 def _record(report: IngestReport, error: FileError, on_error: Callable[[FileError], None] | None) -> None:

@@ -47,13 +47,17 @@ def ingest(
     chunk_tokens: Annotated[int | None, typer.Option(help="chunk size in embedder tokens")] = None,
     overlap_tokens: Annotated[int | None, typer.Option(help="overlap between chunks, in tokens")] = None,
     embedder: Annotated[str | None, typer.Option(help="embedder for a new store (name or path)")] = None,
+    engine: Annotated[str, typer.Option(help="local | ray (load, chunk and embed on Ray workers)")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join: HEAD:6379, or auto on a node of it (ray only)")
+    ] = None,
 ) -> None:
     """Load, chunk, embed and store documents. Unchanged files are skipped; changed ones replaced."""
     _quiet_libraries()
     from ingest.chunking import TokenChunker
     from ingest.loaders import LoaderOptions
-    from ingest.pipeline import ingest_paths
 
+    run = _ingest_engine(engine, address)
     settings = settings_from(
         store, collection=collection, embedder=embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens
     )
@@ -62,7 +66,7 @@ def ingest(
         chunker = TokenChunker(
             opened.embedder.tokenizer, min(settings.chunk_tokens, limit), min(settings.overlap_tokens, limit // 2)
         )
-        report = ingest_paths(
+        report = run(
             opened,
             paths,
             collection=settings.collection,
@@ -79,6 +83,24 @@ def ingest(
     )
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+def _ingest_engine(engine: str, address: str | None):  # noqa: ANN202 - an ingest_paths-like function
+    """The ingest function of `engine`; bad usage (an unknown engine, an address without ray) is a BadParameter."""
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"unknown engine {engine!r}; choose local or ray", param_hint="--engine")
+    if engine == "local":
+        if address is not None:
+            raise typer.BadParameter("--address needs --engine ray", param_hint="--address")
+        from ingest.pipeline import ingest_paths
+
+        return ingest_paths
+    from functools import partial
+
+    from ingest.ray_engine import RayOptions, import_ray, ingest_paths_ray
+
+    import_ray()  # before the store opens: a missing extra is one line, not a half-started run
+    return partial(ingest_paths_ray, cluster=RayOptions(address=address))
 
 
 @app.command()
@@ -311,12 +333,13 @@ def _exit_code(exc: Exception) -> int | None:
 
     from eval.errors import EvalError
     from index.errors import StoreError
+    from ingest.errors import IngestError
     from rag.errors import RagError
     from reader.errors import ReaderError
 
     if isinstance(exc, (StoreError, SQLAlchemyError, OSError)):  # the database or the store folder
         return EXIT_STORE
-    if isinstance(exc, (RagError, ReaderError, EvalError, ValidationError)):
+    if isinstance(exc, (RagError, ReaderError, EvalError, IngestError, ValidationError)):
         return EXIT_BAD_INPUT
     return None
 

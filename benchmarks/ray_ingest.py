@@ -5,7 +5,9 @@ HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ray_ingest.py [--articles N] [--num
 Ray runs as a local runtime (`ray.init(num_cpus=...)`), started and timed apart from the ingest. Both engines use
 the store's default embedder settings; the stores are then compared: same chunks under the same ids, and the
 largest difference between their vectors (bfloat16 on CPUs that have it, where vectors move by ~1e-3 with the
-make-up of a batch, and the engines batch differently).
+make-up of a batch, and the engines batch differently). CPU seconds count this process and every process
+under it (Ray's raylet and workers, with the workers it has reaped; Linux /proc): unlike wall time, they barely
+move when other work shares the machine.
 """
 
 from __future__ import annotations
@@ -48,13 +50,35 @@ def vectors(root: Path) -> dict[int, np.ndarray]:
     return dict(zip(ids, index.vectors_of(ids), strict=True))
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of `root` and its live descendants, each with the children it has reaped."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    seconds: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone since the listing
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        seconds[int(entry.name)] = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += seconds.get(pid, 0.0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
 def run_local(data: Path, root: Path) -> dict[str, float]:
     with Store.open(root) as store:
         store.embedder.embed_queries(["load the model"])
-        started = time.perf_counter()
+        cpu, started = tree_cpu_seconds(os.getpid()), time.perf_counter()
         report = ingest_paths(store, [data], progress=False)
-        wall = time.perf_counter() - started
-    return {"wall": wall, "chunks": report.chunks, "documents": report.documents}
+        wall, cpu = time.perf_counter() - started, tree_cpu_seconds(os.getpid()) - cpu
+    return {"wall": wall, "cpu": cpu, "chunks": report.chunks, "documents": report.documents}
 
 
 def run_ray(data: Path, root: Path, cluster: RayOptions) -> dict[str, float]:
@@ -65,12 +89,12 @@ def run_ray(data: Path, root: Path, cluster: RayOptions) -> dict[str, float]:
     try:
         with Store.open(root) as store:
             store.embedder.embed_queries(["load the model"])
-            started = time.perf_counter()
+            cpu, started = tree_cpu_seconds(os.getpid()), time.perf_counter()
             report = ingest_paths_ray(store, [data], progress=False, cluster=cluster)
-            wall = time.perf_counter() - started
+            wall, cpu = time.perf_counter() - started, tree_cpu_seconds(os.getpid()) - cpu
     finally:
         ray.shutdown()
-    return {"wall": wall, "startup": startup, "chunks": report.chunks, "documents": report.documents}
+    return {"wall": wall, "cpu": cpu, "startup": startup, "chunks": report.chunks, "documents": report.documents}
 
 
 def compare(local: Path, remote: Path) -> tuple[bool, float, float]:
@@ -108,13 +132,15 @@ def main() -> None:
     )
     print(f"ray              local runtime, {args.num_cpus} CPUs, embed actors {args.embed_actors or 'default'}")
     print()
-    print("| engine | wall s | chunks/s | start-up s |")
-    print("|---|---|---|---|")
-    print(f"| local | {local['wall']:.1f} | {local['chunks'] / local['wall']:.1f} | - |")
-    print(f"| ray | {remote['wall']:.1f} | {remote['chunks'] / remote['wall']:.1f} | {remote['startup']:.1f} |")
+    print("| engine | wall s | chunks/s | CPU s | start-up s |")
+    print("|---|---|---|---|---|")
+    for name, run in (("local", local), ("ray", remote)):
+        startup = f"{run['startup']:.1f}" if "startup" in run else "-"
+        print(f"| {name} | {run['wall']:.1f} | {run['chunks'] / run['wall']:.1f} | {run['cpu']:.1f} | {startup} |")
     print()
     with_startup = (remote["wall"] + remote["startup"]) / local["wall"]
     print(f"overhead ratio   {ratio:.2f} (ray wall / local wall; {with_startup:.2f} counting Ray's start-up)")
+    print(f"CPU ratio        {remote['cpu'] / local['cpu']:.2f} (ray CPU s / local CPU s)")
     print(f"same chunks      {same and remote['chunks'] == local['chunks']}")
     print(f"vectors          max abs difference {max_diff:.2e}, lowest cosine {min_cosine:.5f}")
 

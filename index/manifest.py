@@ -27,6 +27,20 @@ def library_versions() -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class IndexSpec:
+    """What a collection's FAISS index is and how it was made (`index.layouts` chooses and builds it)."""
+
+    factory: str = "Flat"  # FAISS factory string, inner product; "Flat" is exact search
+    requested: str | None = None  # the factory a user asked for; None: chosen by the collection's size
+    design_vectors: int = 0  # vectors it was trained for; it is rebuilt when the collection outgrows them
+    nlist: int | None = None  # inverted lists (IVF)
+    nprobe: int | None = None  # lists searched per query (IVF)
+    code_bytes: int = 0  # bytes stored per vector (the codes, not the ids)
+    recall_at_10: float | None = None  # chunk recall@10 against exact search, measured when built
+    calibration: str = ""  # the queries that recall was measured on
+
+
+@dataclass(frozen=True)
 class VectorFile:
     """One collection's saved FAISS file as its writer left it: what `index.vector_files` verifies on load."""
 
@@ -35,6 +49,7 @@ class VectorFile:
     generation: int  # the collection's SQL generation the file reflects
     vectors: int
     chunks: int
+    index: IndexSpec = field(default_factory=IndexSpec)
 
 
 @dataclass(frozen=True)
@@ -42,7 +57,7 @@ class Manifest:
     embedder: str
     dimension: int
     format_version: int = FORMAT_VERSION
-    index_type: str = "IDMap2,FlatIP"
+    index_type: str = "IDMap2,FlatIP"  # before format 2; each vector file now records its own `index`
     collections: dict[str, dict[str, int]] = field(default_factory=dict)
     vector_files: dict[str, VectorFile] = field(default_factory=dict)  # by collection name
     versions: dict[str, str] = field(default_factory=library_versions)
@@ -68,7 +83,10 @@ def read(root: Path) -> Manifest | None:
         return None
     try:
         raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        files = {name: VectorFile(**record) for name, record in raw.pop("vector_files", {}).items()}
+        files = {
+            name: VectorFile(**{**record, "index": IndexSpec(**record.get("index", {}))})
+            for name, record in raw.pop("vector_files", {}).items()
+        }
         manifest = Manifest(**raw, vector_files=files)
     except (OSError, ValueError, TypeError) as exc:
         raise ManifestError(f"{path}: unreadable manifest ({exc})") from exc

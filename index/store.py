@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 from filelock import FileLock, Timeout
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from tqdm import tqdm
 
-from index import keyword, manifest, schema, vector_files
+from index import keyword, layouts, manifest, schema, vector_files
 from index.embedder import DEFAULT_EMBEDDER, SentenceTransformerEmbedder
 from index.errors import (
     EmbedderMismatchError,
@@ -38,6 +38,7 @@ from index.errors import (
     StoreIntegrityError,
 )
 from index.json_safe import json_safe
+from index.manifest import IndexSpec
 from index.models import Chunk, Collection, Document, IngestRun, utcnow
 from index.owners import owner_gone, run_owner
 from index.sentences import vector_texts
@@ -52,7 +53,8 @@ Embedded = tuple[np.ndarray, np.ndarray]
 DEFAULT_COLLECTION = "default"
 LOCK_NAME = "write.lock"
 OWNER_NAME = "write.owner"  # who holds the lock, for the message another writer sees
-# A chunk re-embedded now scores about 1.0 against its own stored vectors; another text's fall far below.
+# A chunk re-embedded now (and passed through the index's codes) scores about 1.0 against its own stored
+# vectors; another text's fall far below.
 SAMPLE_MIN_COSINE = 0.95
 UNVERSIONED = -1  # the generation of a vector file saved before generations were recorded
 
@@ -85,11 +87,19 @@ def create_db_engine(url: str) -> Engine:
 class Store:
     """Open with `Store.open(path)`; safe to share between threads, and between processes on one machine."""
 
-    def __init__(self, root: Path, engine: Engine, embedder: Embedder, lock_timeout_s: float = 600.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        engine: Engine,
+        embedder: Embedder,
+        lock_timeout_s: float = 600.0,
+        exact_max_vectors: int = layouts.EXACT_MAX_VECTORS,
+    ) -> None:
         self.root = root
         self.engine = engine
         self.embedder = embedder
         self.lock_timeout_s = lock_timeout_s  # how long a write waits for another process's write to finish
+        self.exact_max_vectors = exact_max_vectors  # a collection with more vectors gets an approximate index
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._vectors: dict[int, FaissIndex] = {}
         self._generations: dict[int, int] = {}  # the SQL generation each loaded index reflects
@@ -108,6 +118,7 @@ class Store:
         embedder: Embedder | None = None,
         database_url: str | None = None,
         rebuild_manifest: bool = False,
+        exact_max_vectors: int = layouts.EXACT_MAX_VECTORS,
     ) -> Store:
         """Open or create the store in `root`; refuses an embedder other than the one the store was built with.
 
@@ -127,7 +138,7 @@ class Store:
         engine = create_db_engine(database_url or f"sqlite:///{root / 'store.db'}")
         try:
             schema.upgrade(engine)
-            store = cls(root, engine, embedder)
+            store = cls(root, engine, embedder, exact_max_vectors=exact_max_vectors)
             if recorded is None and not store._holds_data():
                 # A new store gets its manifest now: a first write killed before its save is then an ordinary
                 # generation gap that the next writer heals, not a store without a manifest.
@@ -388,8 +399,14 @@ class Store:
                         f"refusing to save collection {name!r} at generation {generation}: "
                         f"the store already holds generation {on_disk.generation}"
                     )
-                with self._index_lock:
-                    records[name] = vector_files.write(self._vectors[cid], self.root / "vectors", cid, generation)
+                index = self._vectors[cid]
+                reason = layouts.rebuild_reason(index, self.exact_max_vectors)
+                if reason:
+                    log.warning("collection %r: rebuilding its vector index, %s", name, reason)
+                    index = layouts.rebuild(index, index.spec.requested, self.exact_max_vectors)
+                    self._install(cid, index, generation)
+                # No index lock: changes to it are writes, and this process holds the write lock.
+                records[name] = vector_files.write(index, self.root / "vectors", cid, generation)
             self._save_manifest(records)
             self._dirty.clear()
             self._remove_leftovers()
@@ -484,10 +501,7 @@ class Store:
         )
         replaced = [source for source in sources if source in existing]
         old_ids = self._delete_rows(session, cid, replaced)
-        rows = [_document_row(cid, d) for d in fresh]
-        session.add_all(rows)
-        session.flush()
-        new_ids = np.array([c.id for row in rows for c in row.chunks], dtype=np.int64)
+        new_ids = _insert_chunks(session, fresh, _insert_documents(session, cid, fresh))
         generation = self._bump_generation(session, cid)
         session.commit()
         with self._index_lock:
@@ -610,9 +624,9 @@ class Store:
         stored = index.vectors_of([chunk_id for chunk_id, _, _ in rows])
         mismatched, offset = [], 0
         for (chunk_id, _, _), count, own in zip(rows, counts, stored, strict=True):
-            fresh = vectors[offset : offset + count]
+            fresh = index.as_stored(vectors[offset : offset + count])  # through the index's codes, if any
             offset += count
-            if len(own) != count or float((own * fresh).sum(axis=1).min()) < SAMPLE_MIN_COSINE:
+            if len(own) != count or float(_cosines(own, fresh).min()) < SAMPLE_MIN_COSINE:
                 mismatched.append(int(chunk_id))
         return len(rows), tuple(sorted(mismatched))
 
@@ -632,7 +646,9 @@ class Store:
                     if report.file_error or report.mismatched_vectors:
                         problems = "; ".join(report.problems())
                         log.warning("rebuilding the vectors of %r from SQL: %s", report.collection, problems)
-                        index = FaissIndex.create(self.embedder.dimension)
+                        index = FaissIndex.create(self.embedder.dimension)  # exact; save() rebuilds it as it was
+                        record = self._record(cid)
+                        index.spec = replace(index.spec, requested=record.index.requested if record else None)
                     else:
                         index, _ = self._load(cid)
                     self._heal(session, cid, index, batch_size)
@@ -641,6 +657,36 @@ class Store:
             if self._dirty:
                 self.save()
         return self.check(sample=sample)
+
+    def rebuild_index(
+        self,
+        collection: str = DEFAULT_COLLECTION,
+        factory: str | None = None,
+        queries: Sequence[str] = (),
+        progress: bool = True,
+    ) -> IndexSpec:
+        """Rebuild a collection's vector index from the vectors it holds, and save it.
+
+        `factory` is a FAISS factory string (kept through later rebuilds), "auto" to choose by size again, or None
+        to re-train the index as it is. `queries`, real questions users ask, calibrate an approximate index's recall
+        (stand-ins do otherwise). ValueError when FAISS cannot build it or it could not remove vectors.
+        """
+        query_vectors = self.embedder.embed_queries(list(queries)) if queries else None
+        with self.writing():
+            with self.session() as session:
+                cid = self._collection_id(session, collection)
+                index = self._index_for_write(session, cid)
+            requested = index.spec.requested if factory is None else None if factory == "auto" else factory
+            rebuilt = layouts.rebuild(index, requested, self.exact_max_vectors, progress, query_vectors)
+            self._install(cid, rebuilt, self._generations[cid])
+            self._dirty.add(cid)
+            self.save()
+            return rebuilt.spec
+
+    def vector_files(self) -> dict[str, manifest.VectorFile]:
+        """Each collection's saved vector file as the manifest records it: index type, parameters, recall, counts."""
+        recorded = self._read_manifest()
+        return dict(recorded.vector_files) if recorded else {}
 
     # ---- reads --------------------------------------------------------------------------------
 
@@ -786,6 +832,12 @@ def embed_chunks(embedder: Embedder, chunks: Sequence[tuple[str, str]]) -> Embed
     return counts, embedder.embed_documents([t for group in texts for t in group])
 
 
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine; decoded vectors (PQ, say) are not unit length."""
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
+
+
 def _chunk_ids(cid: int) -> Any:
     return select(Chunk.id).join(Document).where(Document.collection_id == cid)
 
@@ -811,13 +863,46 @@ def _last_of_each_source(docs: Sequence[DocumentIn]) -> list[int]:
     return list({d.source: i for i, d in enumerate(docs)}.values())
 
 
-def _document_row(cid: int, doc: DocumentIn) -> Document:
-    return Document(
-        collection_id=cid,
-        source=doc.source,
-        title=doc.title,
-        content_hash=doc.content_hash,
-        text=doc.text,
-        metadata_=json_safe(dict(doc.metadata)),
-        chunks=[Chunk(ordinal=c.ordinal, start_char=c.start, end_char=c.end, text=c.text) for c in doc.chunks],
+def _document_row(cid: int, doc: DocumentIn) -> dict[str, Any]:
+    return {
+        "collection_id": cid,
+        "source": doc.source,
+        "title": doc.title,
+        "content_hash": doc.content_hash,
+        "text": doc.text,
+        "metadata_": json_safe(dict(doc.metadata)),
+    }
+
+
+# Bulk inserts: one DBAPI executemany per table and no ORM objects, about twice the rows/s of `add_all` and a flush
+# (which inserts and reads back one row at a time). Ids are read back by key (a document's source, a new document's
+# chunks), not taken from RETURNING, whose row order SQLite leaves open.
+
+
+def _insert_documents(session: Session, cid: int, docs: Sequence[DocumentIn]) -> list[int]:
+    """Insert the documents (their sources are new to the collection); their ids, in the order given."""
+    session.execute(insert(Document), [_document_row(cid, d) for d in docs])
+    sources = [d.source for d in docs]
+    ids = dict(
+        session.execute(
+            select(Document.source, Document.id).where(Document.collection_id == cid, Document.source.in_(sources))
+        ).all()
     )
+    return [ids[source] for source in sources]
+
+
+def _insert_chunks(session: Session, docs: Sequence[DocumentIn], doc_ids: Sequence[int]) -> np.ndarray:
+    """Insert the chunks of just-inserted documents; their ids in insertion order, which is ascending id order.
+
+    Rows are inserted one after another in document then chunk order, and AUTOINCREMENT (a sequence on
+    PostgreSQL) hands each a larger id than any before; ids are never reused, so these documents own no others.
+    """
+    rows = [
+        {"document_id": doc_id, "ordinal": c.ordinal, "start_char": c.start, "end_char": c.end, "text": c.text}
+        for doc_id, doc in zip(doc_ids, docs, strict=True)
+        for c in doc.chunks
+    ]
+    if rows:
+        session.execute(insert(Chunk), rows)
+    ids = session.scalars(select(Chunk.id).where(Chunk.document_id.in_(doc_ids)).order_by(Chunk.id))
+    return np.array(list(ids), dtype=np.int64)

@@ -12,8 +12,6 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
-
 from index.errors import StoreIntegrityError
 from index.manifest import VectorFile
 from index.vectors import FaissIndex
@@ -34,47 +32,39 @@ REPAIR_HINT = "run `rag check --repair` to rebuild the collection's vectors from
 
 
 def write(index: FaissIndex, folder: Path, collection_id: int, generation: int) -> VectorFile:
-    """Serialise, checksum and write atomically (temp file, fsync, rename, fsync of the folder)."""
-    data = index.to_bytes()
+    """Write atomically (temp file, fsync, rename, fsync of the folder), then checksum what reached the disk."""
     path = folder / file_name(collection_id, generation)
-    folder.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temp, "wb") as handle:
-            handle.write(memoryview(data))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        if temp.exists():
-            temp.unlink()
+    index.save(path)
     _fsync_folder(folder)
     return VectorFile(
         file=path.name,
-        sha256=hashlib.sha256(memoryview(data)).hexdigest(),
+        sha256=_sha256(path),
         generation=generation,
         vectors=len(index),
         chunks=len(index.ids()),
+        index=index.spec,
     )
 
 
 def read(path: Path, record: VectorFile | None, dimension: int) -> FaissIndex:
-    """Load a vector file; StoreIntegrityError (naming the file and the fix) when it is not what was recorded."""
+    """Load a vector file; StoreIntegrityError (naming the file and the fix) when it is not what was recorded.
+
+    The file is hashed as a stream and then read by FAISS, so a large index is never held twice in memory; files
+    are never rewritten in place (each save has a new name), so what was hashed is what is read.
+    """
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        digest = _sha256(path) if record is not None else None
     except FileNotFoundError:
         raise  # the caller may have read a manifest that a writer has since replaced: it reads again
     except OSError as exc:
         raise StoreIntegrityError(f"{path}: cannot read vector file ({exc.strerror or exc}); {REPAIR_HINT}") from exc
-    if record is not None:
-        digest = hashlib.sha256(memoryview(data)).hexdigest()
-        if digest != record.sha256:
-            raise StoreIntegrityError(
-                f"{path}: checksum {digest[:12]}... does not match the manifest's {record.sha256[:12]}... "
-                f"(the file was changed outside this store); {REPAIR_HINT}"
-            )
+    if record is not None and digest != record.sha256:
+        raise StoreIntegrityError(
+            f"{path}: checksum {digest[:12]}... does not match the manifest's {record.sha256[:12]}... "
+            f"(the file was changed outside this store); {REPAIR_HINT}"
+        )
     try:
-        index = FaissIndex.from_bytes(data)
+        index = FaissIndex.load(path, spec=record.index if record is not None else None)
     except RuntimeError as exc:
         raise StoreIntegrityError(f"{path}: not a readable FAISS index; {REPAIR_HINT}") from exc
     if index.dimension != dimension:
@@ -86,6 +76,11 @@ def read(path: Path, record: VectorFile | None, dimension: int) -> FaissIndex:
             f"{path}: holds {len(index)} vectors but the manifest recorded {record.vectors}; {REPAIR_HINT}"
         )
     return index
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def remove_unrecorded(folder: Path, keep: set[str]) -> list[str]:

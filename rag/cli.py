@@ -195,6 +195,69 @@ def check(
         raise typer.Exit(code=1)
 
 
+index_app = typer.Typer(help="Each collection's vector index: its type, and rebuilds.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+@index_app.command("show")
+def index_show(
+    store: StoreOpt = None, as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False
+) -> None:
+    """The index type, parameters, measured recall and size of each collection's vectors."""
+    from dataclasses import asdict
+
+    settings = settings_from(store)
+    with _open_store(settings) as opened:
+        rows = []
+        for name, record in sorted(opened.vector_files().items()):
+            file_bytes = (opened.root / "vectors" / record.file).stat().st_size
+            rows.append(
+                {**asdict(record), "collection": name, "file_bytes": file_bytes,
+                 "bytes_per_chunk": round(file_bytes / record.chunks) if record.chunks else 0}
+            )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        spec = row["index"]
+        probes = f", nlist {spec['nlist']}, nprobe {spec['nprobe']}" if spec["nlist"] else ""
+        recall = f", recall@10 {spec['recall_at_10']}" if spec["recall_at_10"] is not None else ""
+        chosen = f"asked for {spec['requested']!r}" if spec["requested"] else "chosen by size"
+        typer.echo(
+            f"{row['collection']}: {spec['factory']} ({chosen}{probes}{recall}); {row['chunks']} chunks, "
+            f"{row['vectors']} vectors, {spec['code_bytes']} code bytes per vector, {row['bytes_per_chunk']} bytes "
+            f"per chunk on disk"
+        )
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    store: StoreOpt = None,
+    collection: CollectionOpt = None,
+    factory: Annotated[
+        str | None,
+        typer.Option(help="FAISS factory string (e.g. Flat, IVF4096,SQ8, IVF1024,PQ48); 'auto': chosen by size"),
+    ] = None,
+    queries: Annotated[
+        Path | None,
+        typer.Option(help="text file of real questions, one per line, to calibrate recall on (default: stand-ins)"),
+    ] = None,
+) -> None:
+    """Re-train a collection's vector index from the vectors it holds, or rebuild it as another type."""
+    _quiet_libraries()
+    settings = settings_from(store, collection=collection)
+    questions = [line.strip() for line in queries.read_text(encoding="utf-8").splitlines()] if queries else []
+    with _open_store(settings) as opened:
+        try:
+            spec = opened.rebuild_index(settings.collection, factory, [q for q in questions if q])
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--factory") from exc
+    on = f" on {spec.calibration}" if spec.calibration else ""
+    recall = f", recall@10 {spec.recall_at_10}{on} against exact search" if spec.recall_at_10 is not None else ""
+    probes = f", nprobe {spec.nprobe} of {spec.nlist} lists" if spec.nlist else ""
+    typer.echo(f"{settings.collection}: {spec.factory} over {spec.design_vectors} vectors{probes}{recall}")
+
+
 def reader_for(reader: str | None, generator: str | None) -> str | None:
     """Naming a generator means the generative reader, unless a reader is named too."""
     return reader or ("generative" if generator else None)

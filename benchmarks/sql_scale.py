@@ -197,7 +197,8 @@ def database_size(store: Store) -> dict[str, int]:
                 "keyword_index_bytes": int(connection.exec_driver_sql(keyword_sql).scalar() or 0),
             }
         total_sql = "SELECT pg_database_size(current_database())"
-        keyword_sql = "SELECT pg_relation_size('ix_chunks_tsv') + pg_relation_size('ix_documents_title_tsv')"
+        # The GIN index and the stored tsvectors it indexes.
+        keyword_sql = "SELECT pg_relation_size('ix_chunks_tsv_all') + (SELECT sum(pg_column_size(tsv)) FROM chunks)"
         return {
             "total_bytes": int(connection.exec_driver_sql(total_sql).scalar()),
             "keyword_index_bytes": int(connection.exec_driver_sql(keyword_sql).scalar()),

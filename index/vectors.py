@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import faiss
@@ -40,7 +41,9 @@ class FaissIndex:
         self._use_gpu = gpu_available() and use_gpu is not False  # asked for or not, only where there is one
         self._gpu_resources = None
         self._gpu_index: faiss.Index | None = None
-        self.spec = spec or describe(index)
+        built = describe(index)  # what the index is; how it was made comes from the manifest's `spec`
+        structure = {name: getattr(built, name) for name in ("factory", "nlist", "nprobe", "code_bytes")}
+        self.spec = built if spec is None else replace(spec, **structure)
 
     @classmethod
     def create(cls, dimension: int, use_gpu: bool | None = None, factory: str = "Flat") -> FaissIndex:

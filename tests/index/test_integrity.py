@@ -100,7 +100,7 @@ def test_migration_keeps_ids_and_stops_reuse(tmp_path: Path, embedder: SentenceT
         connection.execute(text("DELETE FROM sqlite_sequence"))
     engine.dispose()
     with Store.open(root, embedder=embedder) as upgraded:
-        assert schema.current_revision(upgraded.engine) == "0003"
+        assert schema.current_revision(upgraded.engine) == "0004"
         assert {row.source: row.id for row in upgraded.documents()} == ids
         with upgraded.session() as session:
             ddl = session.execute(text("SELECT sql FROM sqlite_master WHERE name='chunks'")).scalar_one()

@@ -147,9 +147,9 @@ def test_manifest_records_embedder_and_counts(store: Store) -> None:
 def test_schema_is_at_the_newest_migration(store: Store) -> None:
     from index import schema
 
-    assert schema.current_revision(store.engine) == "0003"
+    assert schema.current_revision(store.engine) == "0004"
     schema.upgrade(store.engine)  # idempotent: an up-to-date store upgrades to itself
-    assert schema.current_revision(store.engine) == "0003"
+    assert schema.current_revision(store.engine) == "0004"
 
 
 def test_keyword_search_matches_the_document_title(store: Store) -> None:
@@ -157,6 +157,30 @@ def test_keyword_search_matches_the_document_title(store: Store) -> None:
     hits = store.passages(store.keyword_search("rome", 4))
     # "rome" is in only one chunk's text, but the title puts both of rome.txt's chunks in reach.
     assert {p.source for p in hits} == {"rome.txt"} and len(hits) == 2
+
+
+def test_postgres_keyword_vectors_are_filled_when_an_older_store_upgrades(
+    store: Store, embedder: SentenceTransformerEmbedder
+) -> None:
+    """A store from before revision 0004 had no stored tsvector; opening it fills one for every chunk."""
+    if store.engine.dialect.name == "sqlite":
+        pytest.skip("PostgreSQL's keyword index; SQLite keeps its FTS5 table")
+    store.add([PARIS, replace(ROME, title="Rome")])
+    with store.engine.begin() as connection:  # back to revision 0003's keyword index
+        connection.execute(text("DROP TRIGGER chunks_tsv_biu ON chunks"))
+        connection.execute(text("ALTER TABLE chunks DROP COLUMN tsv"))
+        connection.execute(text("CREATE INDEX ix_chunks_tsv ON chunks USING GIN (to_tsvector('english', text))"))
+        connection.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+    upgraded = Store.open(store.root, embedder=embedder, database_url=str(store.engine.url.render_as_string(False)))
+    try:
+        assert {p.source for p in upgraded.passages(upgraded.keyword_search("rome colosseum", 4))} == {"rome.txt"}
+        assert [p.source for p in upgraded.passages(upgraded.keyword_search("Eiffel", 4))] == ["paris.txt"]
+        with upgraded.engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM chunks WHERE tsv IS NULL")).scalar_one() == 0
+            indexes = {row[0] for row in connection.execute(text("SELECT indexname FROM pg_indexes"))}
+        assert "ix_chunks_tsv_all" in indexes and "ix_chunks_tsv" not in indexes
+    finally:
+        upgraded.close()
 
 
 def test_a_chunk_is_found_by_its_best_sentence(store: Store) -> None:
@@ -208,7 +232,7 @@ def test_store_from_the_first_schema_is_upgraded_and_re_embedded(
     (root / "manifest.json").write_text(json.dumps(old_manifest))
 
     with Store.open(root, embedder=embedder) as upgraded:
-        assert schema.current_revision(upgraded.engine) == "0003"
+        assert schema.current_revision(upgraded.engine) == "0004"
         assert not (root / "vectors" / "collection-1.faiss").exists()
         assert_consistent(upgraded)
         assert len(upgraded.passages(upgraded.keyword_search("Rome", 5))) == 2  # titles are indexed now

@@ -23,6 +23,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from rag.api import RAG
@@ -282,7 +283,10 @@ def create_app(qa: RAG, settings: ServiceSettings | None = None) -> FastAPI:
             service.ready = False
             service.limiter.close()
 
-    app = FastAPI(title="ragkit", version="0.1.0", summary="Cited answers from your documents", lifespan=lifespan)
+    # /docs and /redoc from assets installed with fastapi-offline: no CDN, so they work on a closed network.
+    app = FastAPIOffline(
+        title="ragkit", version="0.1.0", summary="Cited answers from your documents", lifespan=lifespan
+    )
     app.state.service = service
     app.openapi = documented_openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app, lambda code: service.metrics.errors.labels(code).inc())

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -389,33 +390,66 @@ def test_openai_generator_backend_talks_to_an_openai_compatible_server(
 # ---- the web chat page in a real browser ----------------------------------------------------------------
 
 
-def test_web_chat_streams_an_answer_and_shows_the_cited_passage(server: str) -> None:
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright: a browser."""
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing: run scripts/system-deps.sh"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
     args += ["--disable-component-update", "--disable-sync"]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
         try:
-            page = browser.new_page()
-            page.goto(server)
-            page.fill("#api-key", KEY)
-            page.press("#api-key", "Tab")  # `change`: the page stores the key and lists the collections
-            expect(page.locator("#model")).to_have_value(COLLECTION)
-            page.fill("#question", "What is a sourdough starter made of?")
-            page.click("#send")
-            answer = page.locator(".message.assistant .text").last
-            expect(page.locator(".citation").first).to_be_visible(timeout=60_000)
-            assert answer.inner_text().strip() not in {"", "…"}
-            page.locator(".citation").first.click()
-            expect(page.locator("#passage mark")).to_be_visible()
-            assert page.locator("#passage mark").inner_text().strip()
-            page.click("#new-chat")
-            expect(page.locator(".message")).to_have_count(0)
+            yield browser
         finally:
             browser.close()
+
+
+def test_api_docs_page_renders_offline_and_lists_the_routes(server: str) -> None:
+    """Swagger UI comes from the app itself: with every request off this host refused, it renders every route."""
+    from playwright.sync_api import expect
+
+    elsewhere: list[str] = []
+
+    def local_only(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(server):
+            route.continue_()
+        else:
+            elsewhere.append(url)
+            route.abort()
+
+    with chromium() as browser:
+        page = browser.new_page()
+        page.route("**/*", local_only)
+        page.goto(f"{server}/docs")
+        expect(page.locator(".opblock").first).to_be_visible(timeout=30_000)
+        shown = {text.strip() for text in page.locator(".opblock-summary-path").all_inner_texts()}
+    assert {"/v1/ask", "/v1/chat/completions", "/v1/documents"} <= shown
+    assert elsewhere == []
+
+
+def test_web_chat_streams_an_answer_and_shows_the_cited_passage(server: str) -> None:
+    from playwright.sync_api import expect
+
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(server)
+        page.fill("#api-key", KEY)
+        page.press("#api-key", "Tab")  # `change`: the page stores the key and lists the collections
+        expect(page.locator("#model")).to_have_value(COLLECTION)
+        page.fill("#question", "What is a sourdough starter made of?")
+        page.click("#send")
+        answer = page.locator(".message.assistant .text").last
+        expect(page.locator(".citation").first).to_be_visible(timeout=60_000)
+        assert answer.inner_text().strip() not in {"", "…"}
+        page.locator(".citation").first.click()
+        expect(page.locator("#passage mark")).to_be_visible()
+        assert page.locator("#passage mark").inner_text().strip()
+        page.click("#new-chat")
+        expect(page.locator(".message")).to_have_count(0)

@@ -5,6 +5,7 @@ Only typer and the settings are imported here; the store, the models and matplot
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -146,12 +147,17 @@ def _num(metrics: dict, key: str) -> str:
 
 
 @eval_app.command("list")
-def list_(store: StoreOpt = None) -> None:
+def list_(store: StoreOpt = None, as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Past runs: id, date, dataset, mode, questions, EM, F1, R@1, R@5."""
+    from dataclasses import asdict
+
     from eval.runs import list_runs
 
     with _open_runs(store) as opened:
         infos = list_runs(opened.engine)
+    if as_json:
+        typer.echo(json.dumps([asdict(info) for info in infos], indent=2, default=str))
+        return
     if not infos:
         typer.echo("no evaluation runs")
         return

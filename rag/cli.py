@@ -11,7 +11,13 @@ import typer
 
 from rag.config import RagSettings, settings_from
 
-app = typer.Typer(help="Offline retrieval-augmented question answering.", no_args_is_help=True, add_completion=False)
+EXIT_CODES = (
+    "Exit codes: 0 done; 1 the command ran and found a problem (an inconsistent store, nothing ingested, an unknown "
+    "document); 2 bad usage or input (options, data files, models); 3 the store cannot be used as it is (a vector "
+    "file that fails verification, a lost manifest, another embedder, another process writing)."
+)
+app = typer.Typer(help="Offline retrieval-augmented question answering.", epilog=EXIT_CODES, no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="store folder [env RAG_STORE; default ./store]")]
 CollectionOpt = Annotated[str | None, typer.Option("--collection", "-c", help="collection name [default: default]")]
@@ -161,12 +167,18 @@ def delete(
 
 
 @app.command()
-def docs(store: StoreOpt = None, collection: CollectionOpt = None) -> None:
+def docs(store: StoreOpt = None, collection: CollectionOpt = None, as_json: JsonOpt = False) -> None:
     """List stored documents."""
+    from dataclasses import asdict
+
     settings = settings_from(store, collection=collection)
     with _open_store(settings) as opened:
-        for doc in opened.documents(collection):
-            typer.echo(f"{doc.id}\t{doc.collection}\t{doc.chunks} chunks\t{doc.source}")
+        documents = opened.documents(collection)
+    if as_json:
+        typer.echo(json.dumps([asdict(doc) for doc in documents], indent=2, default=str))
+        return
+    for doc in documents:
+        typer.echo(f"{doc.id}\t{doc.collection}\t{doc.chunks} chunks\t{doc.source}")
 
 
 @app.command()
@@ -200,9 +212,7 @@ app.add_typer(index_app, name="index")
 
 
 @index_app.command("show")
-def index_show(
-    store: StoreOpt = None, as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False
-) -> None:
+def index_show(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """The index type, parameters, measured recall and size of each collection's vectors."""
     from dataclasses import asdict
 
@@ -351,9 +361,6 @@ def serve(
         qa.close()
 
 
-# Exit codes: 0 done; 1 the command ran and found a problem (an inconsistent store, nothing ingested, an unknown
-# document); 2 bad usage or input (options, data files, models); 3 the store cannot be used as it is (a vector
-# file that fails verification, a lost manifest, another embedder, another process writing).
 EXIT_FOUND_PROBLEM, EXIT_BAD_INPUT, EXIT_STORE = 1, 2, 3
 
 

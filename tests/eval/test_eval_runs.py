@@ -83,6 +83,8 @@ def test_listing_marks_the_run_of_a_killed_process_interrupted(store: Store) -> 
     states = {line.split("\t")[0]: line.split("\t")[2] for line in listed.output.splitlines()[1:]}
     assert states == {"killed-1": "interrupted", "live-1": "running"}
     assert status(store, "killed-1") == "interrupted"
+    as_json = CliRunner().invoke(app, ["eval", "list", "--store", str(store.root), "--json"])
+    assert {run["id"]: run["status"] for run in json.loads(as_json.output)} == states
 
 
 def test_resuming_marks_the_run_of_a_killed_process_interrupted(store: Store) -> None:

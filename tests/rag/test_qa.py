@@ -112,6 +112,19 @@ def test_cli_ask_prints_answer_and_sources(qa: RAG) -> None:
     assert payload["citations"][0]["source"].endswith(tuple(f"/{i}" for i in range(60)))
 
 
+def test_cli_lists_as_json_and_help_names_exit_codes_and_completion(qa: RAG) -> None:
+    listed = CliRunner().invoke(app, ["docs", "--store", str(qa.store.root), "--json"])
+    assert listed.exit_code == 0, listed.output
+    documents = json.loads(listed.output)
+    assert documents and {"id", "collection", "source", "chunks"} <= set(documents[0])
+    assert len(documents) == len(qa.store.documents())
+    shown = CliRunner().invoke(app, ["index", "show", "--store", str(qa.store.root), "--json"])
+    assert json.loads(shown.output)[0]["index"]["factory"] == "Flat"
+    helped = CliRunner().invoke(app, ["--help"], terminal_width=200)
+    assert "Exit codes: 0 done; 1 the command ran and found a problem" in " ".join(helped.output.split())
+    assert "--install-completion" in helped.output
+
+
 def test_retrieve_documents_returns_each_document_once(qa: RAG) -> None:
     passages = qa.retrieve("Super Bowl 50 halftime show", k=5, documents=True)
     assert len(passages) == 5

@@ -24,7 +24,7 @@ from index.vectors import SLOTS, FaissIndex, best_per_chunk, describe, new_faiss
 
 log = logging.getLogger(__name__)
 
-# Exact search scans every vector: about 5 ms per 100k vectors per query on 2 cores (benchmarks/index_scale.py).
+# Exact search scans every vector: about 7 ms per 100k vectors per query on 2 cores (benchmarks/index_scale.py).
 EXACT_MAX_VECTORS = 262_144
 GROWTH = 4  # rebuild when the collection holds this many times more (or fewer) vectors than it was built for
 TARGET_RECALL = 0.95  # chunk recall@10 against exact search that the chosen nprobe must reach
@@ -104,13 +104,11 @@ def rebuild(
             index.train(sample)
         except RuntimeError as exc:  # fewer vectors than lists, say
             raise ValueError(f"cannot train {target} on {len(sample):,} vectors: {_faiss_message(exc)}") from exc
-    calibration = ""
+    stand_ins = queries is None
+    exact = None
     if target != "Flat" and n:
-        if queries is None:
-            queries, calibration = _stand_in_queries(source, vector_ids, rng), "stand-in queries"
-        else:
-            calibration = f"{len(queries)} queries"
-    exact = ExactTopK(queries) if calibration else None
+        queries = _stand_in_queries(source, vector_ids, rng) if stand_ins else queries
+        exact = ExactTopK(queries)
     bar = tqdm(total=n, desc=f"index {target}", unit="vec", disable=not progress or n < 4 * BLOCK)
     for ids, vectors in _blocks(source, vector_ids):
         index.add_vectors(ids, vectors)
@@ -118,10 +116,10 @@ def rebuild(
             exact.add(ids, vectors)
         bar.update(len(ids))
     bar.close()
-    nprobe, recall = (None, 1.0)
+    nprobe, recall, calibration = None, 1.0, ""
     if exact is not None:
-        factor = STAND_IN_FACTOR if calibration == "stand-in queries" else 1
-        nprobe, recall = _calibrate(index, queries, exact.chunk_ids(), factor)
+        nprobe, recall = _calibrate(index, queries, exact.chunk_ids(), STAND_IN_FACTOR if stand_ins else 1)
+        calibration = "stand-in queries" if stand_ins else f"{len(queries)} queries"
     index.spec = replace(
         index.spec, requested=factory, design_vectors=n, nprobe=nprobe, recall_at_10=recall, calibration=calibration
     )

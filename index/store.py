@@ -380,7 +380,7 @@ class Store:
                 .join(Document)
                 .where(Chunk.id.in_(chunk_ids[start : start + batch_size]))
             ).all()
-            counts, vectors = self._embed_chunks([(text, title) for _, text, title in rows])
+            counts, vectors = embed_chunks(self.embedder, [(text, title) for _, text, title in rows])
             index.add(np.repeat(np.array([i for i, _, _ in rows], dtype=np.int64), counts), vectors)
             bar.update(len(rows))
         bar.close()
@@ -444,20 +444,18 @@ class Store:
         With `save=False` inside `writing()`, the vector file is saved when the outermost `writing()` ends.
         `embedded` is what `embed(docs)` returned for exactly these documents, computed elsewhere (a worker).
         """
-        keep = _last_of_each_source(docs)
-        if embedded is not None:
-            counts, vectors = embedded
-            if len(counts) != sum(len(d.chunks) for d in docs) or int(counts.sum()) != len(vectors):
-                raise ValueError("`embedded` does not match the documents' chunks: make it with Store.embed(docs)")
-            embedded = _select_documents(docs, counts, vectors, keep)
-        docs = [docs[i] for i in keep]
+        given, last = docs, _last_of_each_source(docs)
+        docs = [given[i] for i in last]
         with self.session() as session:
             fresh = self._changed(session, docs, collection)
         if embedded is None:
             counts, vectors = self.embed(fresh)
         else:
+            counts, vectors = embedded
+            if len(counts) != sum(len(d.chunks) for d in given) or int(counts.sum()) != len(vectors):
+                raise ValueError("`embedded` does not match the documents' chunks: make it with Store.embed(docs)")
             changed = {d.source for d in fresh}
-            counts, vectors = _select_documents(docs, *embedded, [i for i, d in enumerate(docs) if d.source in changed])
+            counts, vectors = _select_documents(given, counts, vectors, [i for i in last if given[i].source in changed])
         with self.writing(), self.session() as session:
             cid = self._collection_id(session, collection, create=True)
             session.commit()
@@ -513,10 +511,7 @@ class Store:
 
     def embed(self, docs: Sequence[DocumentIn]) -> Embedded:
         """The vectors `add` stores for these documents' chunks: per chunk its vector count, then all vectors."""
-        return self._embed_chunks([(c.text, d.title) for d in docs for c in d.chunks])
-
-    def _embed_chunks(self, chunks: Sequence[tuple[str, str]]) -> Embedded:
-        return embed_chunks(self.embedder, chunks)
+        return embed_chunks(self.embedder, [(c.text, d.title) for d in docs for c in d.chunks])
 
     def _delete_rows(self, session: Session, cid: int, sources: Sequence[str]) -> np.ndarray:
         if not sources:
@@ -620,7 +615,7 @@ class Store:
         rows = session.execute(
             select(Chunk.id, Chunk.text, Document.title).join(Document).where(Chunk.id.in_(chosen.tolist()))
         ).all()
-        counts, vectors = self._embed_chunks([(text, title) for _, text, title in rows])
+        counts, vectors = embed_chunks(self.embedder, [(text, title) for _, text, title in rows])
         stored = index.vectors_of([chunk_id for chunk_id, _, _ in rows])
         mismatched, offset = [], 0
         for (chunk_id, _, _), count, own in zip(rows, counts, stored, strict=True):
@@ -676,7 +671,7 @@ class Store:
             with self.session() as session:
                 cid = self._collection_id(session, collection)
                 index = self._index_for_write(session, cid)
-            requested = index.spec.requested if factory is None else None if factory == "auto" else factory
+            requested = {None: index.spec.requested, "auto": None}.get(factory, factory)
             rebuilt = layouts.rebuild(index, requested, self.exact_max_vectors, progress, query_vectors)
             self._install(cid, rebuilt, self._generations[cid])
             self._dirty.add(cid)

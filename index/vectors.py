@@ -37,7 +37,7 @@ def gpu_available() -> bool:
 class FaissIndex:
     def __init__(self, index: faiss.Index, use_gpu: bool | None = None, spec: IndexSpec | None = None) -> None:
         self._index = index
-        self._ivf = faiss.try_extract_index_ivf(index) if not isinstance(index, faiss.IndexIDMap2) else None
+        self._ivf = _ivf_of(index)
         self._use_gpu = gpu_available() and use_gpu is not False  # asked for or not, only where there is one
         self._gpu_resources = None
         self._gpu_index: faiss.Index | None = None
@@ -54,17 +54,9 @@ class FaissIndex:
     def load(cls, path: str | Path, use_gpu: bool | None = None, spec: IndexSpec | None = None) -> FaissIndex:
         return cls(faiss.read_index(str(path)), use_gpu, spec)
 
-    @classmethod
-    def from_bytes(cls, data: np.ndarray, use_gpu: bool | None = None) -> FaissIndex:
-        """An index from `to_bytes` output (uint8 array); RuntimeError when FAISS cannot parse it."""
-        return cls(faiss.deserialize_index(data), use_gpu)
-
     def sharing(self, use_gpu: bool) -> FaissIndex:
         """The same vectors (not a copy), searched on the GPU or on the CPU."""
         return FaissIndex(self._index, use_gpu, self.spec)
-
-    def to_bytes(self) -> np.ndarray:
-        return faiss.serialize_index(self._index)
 
     @property
     def dimension(self) -> int:
@@ -110,8 +102,7 @@ class FaissIndex:
         """Drop every vector of these chunk ids; returns how many chunks were present."""
         if len(ids) == 0 or len(self) == 0:
             return 0
-        vector_ids = self.vector_ids()
-        doomed = vector_ids[np.isin(vector_ids // SLOTS, np.asarray(ids, dtype=np.int64))]
+        doomed = self._vector_ids_of(ids)
         if len(doomed) == 0:
             return 0
         # An IVF index's id hash table removes from an explicit list; a batch selector is a fast membership test.
@@ -132,13 +123,18 @@ class FaissIndex:
         ]
         return np.concatenate(held).astype(np.int64) if held else np.zeros(0, dtype=np.int64)
 
+    def _vector_ids_of(self, chunk_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The FAISS ids held for these chunks."""
+        held = self.vector_ids()
+        return held[np.isin(held // SLOTS, np.asarray(chunk_ids, dtype=np.int64))]
+
     def vectors_by_id(self, vector_ids: np.ndarray) -> np.ndarray:
         """The stored vectors under these FAISS ids (decoded from their codes when compressed)."""
         return self._index.reconstruct_batch(np.ascontiguousarray(vector_ids, dtype=np.int64))
 
     def as_stored(self, vectors: np.ndarray) -> np.ndarray:
         """`vectors` as this index would give them back: through its codes when it compresses them."""
-        coder = self._index.index if isinstance(self._index, faiss.IndexIDMap2) else self._index
+        coder = _coder(self._index)
         return coder.sa_decode(coder.sa_encode(np.ascontiguousarray(vectors, dtype=np.float32)))
 
     def ids(self) -> np.ndarray:
@@ -147,8 +143,7 @@ class FaissIndex:
 
     def vectors_of(self, chunk_ids: Sequence[int]) -> list[np.ndarray]:
         """Every vector of each chunk in slot order (its own first, then its sentences'); empty when absent."""
-        keys = self.vector_ids()
-        wanted = np.sort(keys[np.isin(keys // SLOTS, np.asarray(chunk_ids, dtype=np.int64))])
+        wanted = np.sort(self._vector_ids_of(chunk_ids))
         vectors = self.vectors_by_id(wanted) if len(wanted) else np.zeros((0, self.dimension), np.float32)
         owners = wanted // SLOTS
         empty = np.zeros((0, self.dimension), dtype=np.float32)
@@ -168,9 +163,7 @@ class FaissIndex:
         params = None
         if allowed_ids is not None:
             # Filtered search runs on the CPU copy: GPU indexes take no ID selector.
-            vector_ids = self.vector_ids()
-            allowed = vector_ids[np.isin(vector_ids // SLOTS, np.asarray(allowed_ids, dtype=np.int64))]
-            selector = faiss.IDSelectorBatch(allowed)
+            selector = faiss.IDSelectorBatch(self._vector_ids_of(allowed_ids))
             if self._ivf is not None:
                 params = faiss.SearchParametersIVF(sel=selector, nprobe=self._ivf.nprobe)
             else:
@@ -260,10 +253,10 @@ def new_faiss_index(dimension: int, factory: str) -> faiss.Index:
 
 def describe(index: faiss.Index) -> IndexSpec:
     """The structural part of an index's spec: its factory string, lists, probes and bytes per vector."""
-    ivf = faiss.try_extract_index_ivf(index) if not isinstance(index, faiss.IndexIDMap2) else None
+    ivf = _ivf_of(index)
     if ivf is None:
-        inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
-        return IndexSpec(factory=_codes_name(inner), code_bytes=int(inner.sa_code_size()))
+        coder = _coder(index)
+        return IndexSpec(factory=_codes_name(coder), code_bytes=int(coder.sa_code_size()))
     codes = _codes_name(ivf)
     return IndexSpec(
         factory=f"IVF{ivf.nlist},{codes}",
@@ -273,6 +266,16 @@ def describe(index: faiss.Index) -> IndexSpec:
     )
 
 
+def _ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
+    """The IVF index keeping these ids itself, or None for an IndexIDMap2 (whatever it wraps)."""
+    return None if isinstance(index, faiss.IndexIDMap2) else faiss.try_extract_index_ivf(index)
+
+
+def _coder(index: faiss.Index) -> faiss.Index:
+    """The index that encodes the vectors: the one an IndexIDMap2 wraps, else the index itself."""
+    return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+
+
 def _codes_name(index: faiss.Index) -> str:
     """How an index (or an IVF index's lists) stores each vector, as a factory string names it."""
     index = faiss.downcast_index(index)
@@ -280,8 +283,9 @@ def _codes_name(index: faiss.Index) -> str:
         return "Flat"
     quantizer = getattr(index, "sq", None)
     if quantizer is not None:
-        bits = {faiss.ScalarQuantizer.QT_8bit: "SQ8", faiss.ScalarQuantizer.QT_4bit: "SQ4"}
-        return bits.get(quantizer.qtype, "SQfp16" if quantizer.qtype == faiss.ScalarQuantizer.QT_fp16 else "SQ")
+        kinds = faiss.ScalarQuantizer
+        names = {kinds.QT_8bit: "SQ8", kinds.QT_4bit: "SQ4", kinds.QT_fp16: "SQfp16"}
+        return names.get(quantizer.qtype, "SQ")
     pq = getattr(index, "pq", None)
     if pq is not None:
         return f"PQ{pq.M}x{pq.nbits}"

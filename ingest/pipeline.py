@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,7 @@ from ingest.chunking import TokenChunker
 from ingest.errors import LoadError
 from ingest.loaders import LoaderOptions, load_file
 from ingest.types import Chunker, SourceDoc
-from ingest.walk import iter_files
+from ingest.walk import PassedOver, iter_files
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ class FileError:
 
 @dataclass
 class IngestReport:
+    """What a run did. `files` counts the files it read; `errors` (with `skipped`) the files and documents that
+    failed; `passed_over` the files and folders a folder walk did not read (no loader for the type, hidden,
+    excluded), which are not failures."""
+
     files: int = 0
     documents: int = 0
     added: int = 0
@@ -44,6 +49,7 @@ class IngestReport:
     chunks: int = 0
     skipped: int = 0
     errors: list[FileError] = field(default_factory=list)
+    passed_over: list[PassedOver] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -53,6 +59,24 @@ class IngestReport:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def passed_over_summary(self) -> str:
+        """How many entries were passed over and why, most frequent first, e.g.
+        `3 (unsupported type: .exe 2, .bin 1; hidden 1)`; `0` when none was."""
+        if not self.passed_over:
+            return "0"
+        groups: dict[str, Counter[str]] = {}
+        for entry in self.passed_over:
+            kind, _, detail = entry.kind.partition(": ")
+            groups.setdefault(kind, Counter())[detail] += 1
+        parts = []
+        for kind, details in sorted(groups.items(), key=lambda item: (-item[1].total(), item[0])):
+            counts = sorted(details.items(), key=lambda item: (-item[1], item[0]))
+            if list(details) == [""]:
+                parts.append(f"{kind} {details['']}")
+            else:
+                parts.append(f"{kind}: " + ", ".join(f"{detail} {count}" for detail, count in counts))
+        return f"{len(self.passed_over)} ({'; '.join(parts)})"
 
 
 def to_document(doc: SourceDoc, chunker: Chunker) -> DocumentIn:
@@ -193,8 +217,12 @@ def ingest_run(
         report.files += 1
         _record(report, FileError(str(path), reason), on_error)
 
+    def passed_over(entry: PassedOver) -> None:  # not read, and not an error: no loader for it, hidden, excluded
+        report.passed_over.append(entry)
+        log.info("passed over %s: %s", entry.path, entry.reason)
+
     try:
-        files = list(iter_files([Path(p) for p in paths], include, exclude, on_skip=skipped))
+        files = list(iter_files([Path(p) for p in paths], include, exclude, skipped, passed_over))
         yield ActiveRun(files, sink, report)
         sink.flush(final=True)
         status = "finished"

@@ -57,8 +57,14 @@ def ingest(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster to join: HEAD:6379, or auto on a node of it (ray only)")
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="print each file a folder walk passed over, and why")
+    ] = False,
 ) -> None:
-    """Load, chunk, embed and store documents. Unchanged files are skipped; changed ones replaced."""
+    """Load, chunk, embed and store documents. Unchanged files are skipped; changed ones replaced.
+
+    A folder walk reads the file types a loader exists for; the summary counts what it passed over (other
+    types, hidden and excluded files and folders) by reason, and --verbose lists them."""
     _quiet_libraries()
     from ingest.chunking import TokenChunker
     from ingest.loaders import LoaderOptions
@@ -82,10 +88,13 @@ def ingest(
             options=LoaderOptions(text_field=text_field, title_field=title_field),
             on_error=lambda e: typer.secho(f"skipped {e.path}: {e.reason}", fg="yellow", err=True),
         )
+    if verbose:
+        for entry in report.passed_over:
+            typer.echo(f"passed over {entry.path}: {entry.reason}", err=True)
     typer.echo(
         f"files {report.files}, documents {report.documents} (added {report.added}, replaced {report.replaced}, "
         f"unchanged {report.unchanged}), chunks {report.chunks}, skipped {report.skipped}, "
-        f"errors {len(report.errors)}, {report.seconds:.1f} s"
+        f"errors {len(report.errors)}, passed over {report.passed_over_summary()}, {report.seconds:.1f} s"
     )
     if not report.ok:
         raise typer.Exit(code=1)

@@ -5,17 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from ingest.errors import LoadError, UnsupportedFormatError
+from ingest.loaders.csv_loader import CsvLoader
 from ingest.loaders.docx import DocxLoader
+from ingest.loaders.email_loader import EmlLoader, MsgLoader
+from ingest.loaders.epub import EpubLoader
 from ingest.loaders.html import HtmlLoader
+from ingest.loaders.image import ImageLoader
 from ingest.loaders.json_loader import JsonLoader
 from ingest.loaders.options import LoaderOptions
 from ingest.loaders.pdf import PdfLoader
+from ingest.loaders.pptx import PptxLoader
 from ingest.loaders.text import TextLoader
+from ingest.loaders.xlsx import XlsxLoader
 from ingest.types import Loader, SourceDoc
 
 __all__ = ["LOADERS", "LoaderOptions", "load_file", "loader_for", "supported_suffixes"]
 
 _TEXT, _HTML, _PDF, _DOCX, _JSON = TextLoader(), HtmlLoader(), PdfLoader(), DocxLoader(), JsonLoader()
+_PPTX, _XLSX, _CSV, _EML, _MSG, _EPUB = PptxLoader(), XlsxLoader(), CsvLoader(), EmlLoader(), MsgLoader(), EpubLoader()
+_IMAGE = ImageLoader()
 
 LOADERS: dict[str, Loader] = {
     ".txt": _TEXT,
@@ -27,6 +35,14 @@ LOADERS: dict[str, Loader] = {
     ".docx": _DOCX,
     ".json": _JSON,
     ".jsonl": _JSON,
+    ".pptx": _PPTX,
+    ".xlsx": _XLSX,
+    ".csv": _CSV,
+    ".tsv": _CSV,
+    ".eml": _EML,
+    ".msg": _MSG,
+    ".epub": _EPUB,
+    **dict.fromkeys(_IMAGE.suffixes, _IMAGE),  # read by OCR
 }
 
 

@@ -3,6 +3,8 @@
 pdfium (pypdfium2) reads first: it is many times faster than pypdf, expands ligatures, keeps table cells and page
 numbers apart, and reads long filings whose arrays exceed pypdf's safety limits. pypdf reads a file pdfium refuses
 or finds no text in, and a file `pdf_guard` keeps from pdfium (which inflates streams without a limit).
+A page without a text layer (a scan) is rendered by pdfium and read by OCR; pypdf cannot render, so the pages of a
+file pdfium refuses stay without text.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from index.json_safe import clean_text
 from ingest.errors import LoadError
 from ingest.loaders._io import read_bytes
+from ingest.loaders.ocr import MAX_OCR_PAGES, Tesseract, ocr_engine, ocr_pdf_pages
 from ingest.loaders.pdf_guard import pdfium_hazard
 from ingest.loaders.titles import file_title
 from ingest.types import SourceDoc
@@ -167,16 +170,53 @@ def page_starts(pages: list[str]) -> list[int]:
     return starts
 
 
+class OcrPages(NamedTuple):
+    pages: list[str]  # the pages, with the text OCR read on those that had none
+    numbers: list[int]  # 1-based numbers of the pages OCR read text on
+    engine: str  # the OCR engine and its version, "" when none ran
+    skipped: int  # pages without text left unread past MAX_OCR_PAGES
+
+
+def ocr_empty_pages(data: bytes, pages: list[str], engine: Tesseract | None) -> OcrPages:
+    """`pages` with what `engine` reads on each page that has no text, up to MAX_OCR_PAGES of them. Pages stay
+    empty where pdfium may not or cannot render the file: pypdf read it, and pypdf cannot render."""
+    empty = [index for index, page in enumerate(pages) if not page]
+    if engine is None or not empty:
+        return OcrPages(pages, [], "", 0)
+    found = ocr_pdf_pages(data, len(pages), empty[:MAX_OCR_PAGES], _PDFIUM_LOCK, engine)
+    pages = [_clean(found[index]) if index in found else page for index, page in enumerate(pages)]
+    numbers = [index + 1 for index in sorted(found) if pages[index]]
+    return OcrPages(pages, numbers, engine.name if numbers else "", max(len(empty) - MAX_OCR_PAGES, 0))
+
+
+def _ocr_engine(pages: list[str]) -> Tesseract | None:
+    """The OCR engine; None when none is installed and the text layer has text, which is then all there is."""
+    try:
+        return ocr_engine()
+    except LoadError as exc:
+        if any(pages):
+            return None
+        raise LoadError(f"{NO_TEXT}; {exc}") from exc
+
+
 class PdfLoader:
     """`.pdf` files: one document each, metadata `page_count` and `page_starts` (offsets into the text), titled
-    by `file_title` (a /Title that reads like one, and the file's stem)."""
+    by `file_title` (a /Title that reads like one, and the file's stem). Pages read by OCR are listed in
+    `ocr_pages`, with the engine in `ocr_engine`."""
 
     suffixes: tuple[str, ...] = (".pdf",)
 
     def load(self, path: Path) -> Iterator[SourceDoc]:
-        pages, title = read_pdf(read_bytes(path))
+        data = read_bytes(path)
+        pages, title = read_pdf(data)
+        ocr = ocr_empty_pages(data, pages, None if all(pages) else _ocr_engine(pages))
+        pages = ocr.pages
         if not any(pages):
             raise LoadError(NO_TEXT)
-        metadata = {"page_count": len(pages), "page_starts": page_starts(pages)}
+        metadata: dict[str, object] = {"page_count": len(pages), "page_starts": page_starts(pages)}
+        if ocr.numbers:
+            metadata |= {"ocr_pages": ocr.numbers, "ocr_engine": ocr.engine}
+        if ocr.skipped:
+            metadata["ocr_pages_skipped"] = ocr.skipped
         text = PAGE_SEPARATOR.join(pages)
         return iter([SourceDoc(str(path), text, file_title(title, path), metadata)])

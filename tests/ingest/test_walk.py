@@ -10,8 +10,8 @@ import pytest
 from index import SentenceTransformerEmbedder, Store
 from ingest.errors import LoadError
 from ingest.loaders import load_file
-from ingest.pipeline import ingest_paths
-from ingest.walk import iter_files
+from ingest.pipeline import IngestReport, ingest_paths
+from ingest.walk import PassedOver, iter_files
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
@@ -179,3 +179,97 @@ def test_a_folder_of_bad_links_ingests_with_one_skip_per_link(
     assert {Path(e.path).name: e.reason.split(": ")[0] for e in report.errors} == dict.fromkeys(
         ["a.txt", "b.txt", "self.md", "dangling.md"], "cannot read file"
     )
+
+
+# ---- what a walk passes over -----------------------------------------------------------------------------------
+
+
+def passed_over(paths: list[Path], root: Path, **options: object) -> list[tuple[str, str, str]]:
+    entries: list[PassedOver] = []
+    list(iter_files(paths, on_pass_over=entries.append, **options))  # type: ignore[arg-type]
+    return [(Path(e.path).relative_to(root).as_posix(), e.reason, e.kind) for e in entries]
+
+
+@pytest.mark.unit
+def test_every_file_a_walk_does_not_read_is_reported_with_its_reason(tree: Path) -> None:
+    assert passed_over([tree], tree) == [
+        (".git", "hidden folder, not walked", "hidden folder"),  # one entry: its files are not listed
+        (".hidden.txt", "hidden file", "hidden"),
+        ("LICENSE", "unsupported file type (no suffix)", "unsupported type: (no suffix)"),
+        ("notes.rst", "unsupported file type '.rst'", "unsupported type: .rst"),
+    ]
+
+
+@pytest.mark.unit
+def test_excluded_and_not_included_files_are_reported(tree: Path) -> None:
+    assert passed_over([tree], tree, exclude=["build", "*.pdf"])[-3:] == [
+        ("build", "folder excluded by 'build', not walked", "excluded folder"),
+        ("notes.rst", "unsupported file type '.rst'", "unsupported type: .rst"),
+        ("sub/z.pdf", "excluded by '*.pdf'", "excluded"),
+    ]
+    not_included = [entry for entry in passed_over([tree], tree, include=["*.md"]) if entry[2] == "not included"]
+    assert [rel for rel, _, _ in not_included] == [
+        "LICENSE", "b.txt", "build/out.txt", "notes.rst", "sub/a.html", "sub/deeper/x.json", "sub/z.pdf"
+    ]  # fmt: skip
+    assert not_included[0][1] == "matches no include pattern ('*.md')"
+
+
+@pytest.mark.unit
+def test_a_file_passed_over_but_also_named_is_read_not_reported(tree: Path) -> None:
+    reported = passed_over([tree, tree / ".hidden.txt", tree / "LICENSE"], tree)
+    assert [rel for rel, _, _ in reported] == [".git", "notes.rst"]
+
+
+@pytest.mark.unit
+def test_passed_over_summary_counts_by_reason() -> None:
+    def entry(name: str, kind: str) -> PassedOver:
+        return PassedOver(name, "why", kind)
+
+    report = IngestReport(
+        passed_over=[
+            entry("a.exe", "unsupported type: .exe"),
+            entry("b.bin", "unsupported type: .bin"),
+            entry("c.exe", "unsupported type: .exe"),
+            entry(".env", "hidden"),
+            entry(".git", "hidden folder"),
+        ]
+    )
+    assert report.passed_over_summary() == "5 (unsupported type: .exe 2, .bin 1; hidden 1; hidden folder 1)"
+    assert IngestReport().passed_over_summary() == "0"
+    assert report.ok and report.as_dict()["passed_over"][0] == {
+        "path": "a.exe",
+        "reason": "why",
+        "kind": "unsupported type: .exe",
+    }
+
+
+@pytest.mark.integration
+def test_cli_summary_counts_what_was_passed_over_and_verbose_lists_it(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    folder = tmp_path / "docs"
+    (folder / ".cache").mkdir(parents=True)
+    (folder / ".cache" / "blob.txt").write_text("cached")
+    (folder / "notes.txt").write_text("Tides rise twice a day.")
+    (folder / "setup.exe").write_bytes(b"MZ")
+    (folder / "data.bin").write_bytes(b"\x00")
+    (folder / "more.exe").write_bytes(b"MZ")
+    store = ["--store", str(tmp_path / "store")]
+    quiet = CliRunner().invoke(app, ["ingest", str(folder), *store])
+    assert quiet.exit_code == 0, quiet.output
+    assert "passed over 4 (unsupported type: .exe 2, .bin 1; hidden folder 1)" in quiet.stdout
+    assert "passed over " + str(folder) not in quiet.output
+    verbose = CliRunner().invoke(app, ["ingest", str(folder), *store, "-v"])
+    assert verbose.exit_code == 0, verbose.output
+    listed = [line for line in verbose.stderr.splitlines() if line.startswith("passed over")]  # not the progress bar
+    assert listed == [
+        f"passed over {folder / '.cache'}: hidden folder, not walked",
+        f"passed over {folder / 'data.bin'}: unsupported file type '.bin'",
+        f"passed over {folder / 'more.exe'}: unsupported file type '.exe'",
+        f"passed over {folder / 'setup.exe'}: unsupported file type '.exe'",
+    ]
+    assert "unchanged 1" in verbose.stdout and "errors 0" in verbose.stdout

@@ -134,6 +134,33 @@ def jsonl(
     )
 
 
+@eval_app.command()
+def perplexity(
+    data: Annotated[Path, typer.Option("--data", help="a UTF-8 text file")],
+    store: StoreOpt = None,
+    generator: GeneratorOpt = None,
+    window: Annotated[int, typer.Option("--window", help="tokens per forward pass")] = 1024,
+    stride: Annotated[int, typer.Option("--stride", help="tokens between window starts (< window)")] = 512,
+    out: OutOpt = None,
+    run_id: RunIdOpt = None,
+) -> None:
+    """The generator's token-level perplexity on a text (transformers backend, sliding window), stored as a run:
+    perplexity, bits per byte, tokens, seconds."""
+    from rag.cli import _quiet_libraries
+
+    _quiet_libraries()
+    from eval.errors import EvalError
+    from eval.perplexity import run_perplexity
+    from eval.report import format_metrics
+
+    settings = settings_from(store, generator=generator)
+    try:
+        result = run_perplexity(data, settings, window, stride, run_id, out, echo=typer.echo)
+    except EvalError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(format_metrics(result.metrics))
+
+
 def _open_runs(store: Path | None):  # noqa: ANN202 - index.Store, imported lazily
     from index import Store
 
@@ -148,7 +175,7 @@ def _num(metrics: dict, key: str) -> str:
 
 @eval_app.command("list")
 def list_(store: StoreOpt = None, as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
-    """Past runs: id, date, dataset, mode, questions, EM, F1, R@1, R@5."""
+    """Past runs: id, date, dataset, mode, questions, EM, F1, R@1, R@5, perplexity."""
     from dataclasses import asdict
 
     from eval.runs import list_runs
@@ -161,12 +188,12 @@ def list_(store: StoreOpt = None, as_json: Annotated[bool, typer.Option("--json"
     if not infos:
         typer.echo("no evaluation runs")
         return
-    typer.echo("id\tdate\tstatus\tdataset\tmode\tn\tEM\tF1\tR@1\tR@5")
+    typer.echo("id\tdate\tstatus\tdataset\tmode\tn\tEM\tF1\tR@1\tR@5\tPPL")
     for info in infos:
         mode = "retrieval" if info.config.get("retrieval_only") else info.config.get("mode", "?")
         n = info.metrics.get("answered") or info.metrics.get("questions", "-")
         cells = [info.id, f"{info.created_at:%Y-%m-%d %H:%M}", info.status, Path(info.dataset).name, mode, str(n)]
-        cells += [_num(info.metrics, key) for key in ("exact_match", "f1", "recall@1", "recall@5")]
+        cells += [_num(info.metrics, key) for key in ("exact_match", "f1", "recall@1", "recall@5", "perplexity")]
         typer.echo("\t".join(cells))
 
 
@@ -192,6 +219,8 @@ def compare(
     for d in result.deltas:
         typer.echo(f"{d.name:<{width}}  {d.a:>10.4g}  {d.b:>10.4g}  {d.delta:>+10.4g}")
     typer.echo(f"questions answered in both: {result.shared}")
+    if not result.shared:  # perplexity runs, or runs over other questions: no flips to show
+        return
     for label, flips in (("EM 0 -> 1", result.gained), ("EM 1 -> 0", result.lost)):
         typer.echo(f"{label}: {len(flips)}")
         for flip in flips[:show]:

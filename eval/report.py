@@ -1,14 +1,12 @@
 """Summaries of a run's result rows: the metrics, and the five files of an output folder.
 
 ``compute_metrics`` reads only result rows (as stored in eval_rows and results.jsonl); the writers read only
-rows and metrics. Files are written to temporary names and renamed, so a folder never holds half a report.
+rows and metrics (report.html is ``eval.report_html``). Files are written to temporary names and renamed, so a
+folder never holds half a report.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import os
 import tempfile
@@ -17,25 +15,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from eval.longform import longform_metrics
 from eval.metrics import latency_summary, mrr_at_k, recall_at_k, squad_v1_scores, squad_v2_scores
+from eval.report_html import Articles, Metrics, render_html
+from eval.rows import KS, Row, answered_rows, fmt
 
-KS = (1, 3, 5, 10, 20)
 STAGES = ("retrieve", "generate", "total")
 OUTPUT_FILES = ("predictions.json", "results.jsonl", "metrics.json", "report.md", "report.html")
-Row = Mapping[str, Any]
-Metrics = Mapping[str, Any]
-Articles = Mapping[str, Mapping[str, float]]
 
 
 # ---------------------------------------------------------------- metrics
 
 
-def answered_rows(rows: Sequence[Row]) -> list[Row]:
-    return [row for row in rows if row.get("prediction") is not None]
-
-
 def compute_metrics(rows: Sequence[Row], v2: bool, cost: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Flat metrics: answer scores (official SQuAD), retrieval recall/MRR, answer-in-context, latencies."""
+    """Flat metrics: answer scores (official SQuAD; ROUGE-L, BLEU, groundedness), retrieval recall/MRR,
+    answer-in-context, latencies."""
     answered = answered_rows(rows)
     metrics: dict[str, Any] = {"questions": len(rows), "answered": len(answered)}
     if answered:
@@ -43,6 +37,7 @@ def compute_metrics(rows: Sequence[Row], v2: bool, cost: Mapping[str, Any] | Non
         with_gold = [row for row in answered if row["golds"]]
         if with_gold:
             metrics["answer_in_context"] = 100.0 * sum(bool(r["answer_in_context"]) for r in with_gold) / len(with_gold)
+        metrics.update(longform_metrics(answered))
     metrics.update(_retrieval_scores(rows))
     metrics.update(_latencies(rows))
     metrics.update(cost or {})
@@ -114,13 +109,7 @@ def by_article(rows: Sequence[Row]) -> dict[str, dict[str, float]]:
 def format_metrics(metrics: Mapping[str, Any]) -> str:
     """A compact two-column table for the terminal."""
     width = max(len(key) for key in metrics)
-    return "\n".join(f"{key:<{width}}  {_fmt(value)}" for key, value in metrics.items())
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
-    return str(value)
+    return "\n".join(f"{key:<{width}}  {fmt(value)}" for key, value in metrics.items())
 
 
 # ---------------------------------------------------------------- files
@@ -163,85 +152,27 @@ def render_markdown(header: Mapping[str, Any], metrics: Metrics, articles: Artic
     lines = [f"# Evaluation run {header['run_id']}", ""]
     lines += [f"Dataset: `{header['dataset']}` (sha256 {sha}), mode {header['config'].get('mode')}.", ""]
     lines += ["| metric | value |", "|---|---|"]
-    lines += [f"| {key} | {_fmt(value)} |" for key, value in metrics.items()]
+    lines += [f"| {key} | {fmt(value)} |" for key, value in metrics.items()]
     if articles:
         lines += ["", "## By article", "", "| article | n | EM | F1 |", "|---|---|---|---|"]
         lines += [f"| {t} | {a['n']} | {a['exact']:.1f} | {a['f1']:.1f} |" for t, a in articles.items()]
     misses = _misses(rows)
     if misses:
-        lines += ["", "## Some misses", "", "| id | question | gold | prediction |", "|---|---|---|---|"]
+        lines += ["", "## Some misses", "", "| id | gold rank | question | gold | prediction |", "|" + "---|" * 5]
         lines += [
-            f"| {r['id']} | {_md(r['question'])} | {_md(' / '.join(r['golds'][:2]))} | {_md(r['prediction'])} |"
+            f"| {r['id']} | {_rank(r)} | {_md(r['question'])} | {_md(' / '.join(r['golds'][:2]))} "
+            f"| {_md(r['prediction'])} |"
             for r in misses
         ]
-    lines += ["", "Plots: see report.html.", ""]
-    return "\n".join(lines)
+    if rows:
+        lines += ["", "Gold rank: the rank of the first retrieved relevant document (- when not retrieved)."]
+        lines += ["Plots and every question, filterable: see report.html."]
+    return "\n".join([*lines, ""])
+
+
+def _rank(row: Row) -> str:
+    return "-" if row.get("gold_rank") is None else str(row["gold_rank"])
 
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
-
-
-def render_html(header: Mapping[str, Any], metrics: Metrics, articles: Articles, rows: Sequence[Row]) -> str:
-    esc = html.escape
-    metric_rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(_fmt(v))}</td></tr>" for k, v in metrics.items())
-    images = "".join(
-        f'<figure><img alt="{esc(name)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{esc(name)}</figcaption></figure>"
-        for name, data in plots(metrics, articles, rows).items()
-    )
-    misses = "".join(
-        f"<tr><td>{esc(r['id'])}</td><td>{esc(r['question'])}</td><td>{esc(' / '.join(r['golds'][:2]))}</td>"
-        f"<td>{esc(r['prediction'])}</td></tr>"
-        for r in _misses(rows)
-    )
-    config = esc(json.dumps(header.get("config", {}), indent=2, default=str))
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Evaluation {esc(header['run_id'])}</title>"
-        "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}td{padding:2px 8px}"
-        "table{border-collapse:collapse}tr:nth-child(even){background:#f3f3f3}img{max-width:100%}</style>"
-        f"</head><body><h1>Evaluation run {esc(header['run_id'])}</h1>"
-        f"<p>Dataset <code>{esc(str(header['dataset']))}</code>, sha256 {esc(str(header['dataset_sha256'])[:12])}</p>"
-        f"<h2>Metrics</h2><table>{metric_rows}</table><h2>Plots</h2>{images}"
-        f"<h2>Some misses</h2><table><tr><th>id</th><th>question</th><th>gold</th><th>prediction</th></tr>{misses}"
-        f"</table><h2>Configuration</h2><pre>{config}</pre></body></html>\n"
-    )
-
-
-# ---------------------------------------------------------------- plots
-
-
-def plots(metrics: Metrics, articles: Articles, rows: Sequence[Row]) -> dict[str, str]:
-    """Base64 PNGs: recall against k, F1 by article, latency histogram (those the run has data for)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # the Agg backend, without touching pyplot
-    from matplotlib.figure import Figure
-
-    def render(fig: Figure) -> str:
-        FigureCanvasAgg(fig)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-        return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-    out = {}
-    if "recall@1" in metrics:
-        fig = Figure(figsize=(5, 3.2))
-        ax = fig.add_subplot()
-        ax.plot(KS, [metrics[f"recall@{k}"] for k in KS], marker="o")
-        ax.set(xlabel="k", ylabel="recall@k (%)", title="Retrieval recall", ylim=(0, 100), xticks=KS)
-        out["recall against k"] = render(fig)
-    if articles:
-        fig = Figure(figsize=(7, max(2.5, 0.25 * len(articles))))
-        ax = fig.add_subplot()
-        ax.barh(list(articles), [a["f1"] for a in articles.values()])
-        ax.set(xlabel="F1 (%)", title="F1 by article", xlim=(0, 100))
-        ax.invert_yaxis()
-        out["F1 by article"] = render(fig)
-    stage = "total" if answered_rows(rows) else "retrieve"
-    values = [row["latency"][stage] for row in rows if stage in row.get("latency", {})]
-    if values:
-        fig = Figure(figsize=(5, 3.2))
-        ax = fig.add_subplot()
-        ax.hist(values, bins=30)
-        ax.set(xlabel=f"{stage} latency per question (s)", ylabel="questions", title="Latency")
-        out["latency histogram"] = render(fig)
-    return out

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from eval import runs
 from eval.datasets import EvalDataset, EvalQuestion, select_questions, split_questions
 from eval.errors import EvalError
+from eval.longform import cited_texts, groundedness, row_scores
 from eval.metrics import answer_in_text, squad_v1_question_scores, squad_v2_question_scores
 from eval.report import compute_metrics, write_outputs
 from eval.stores import chunking_config, open_qa
@@ -160,15 +161,16 @@ def new_run_id(dataset: EvalDataset, config: EvalConfig) -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{dataset.path.stem}-{mode}-{secrets.token_hex(2)}"
 
 
-def _versions() -> dict[str, str]:
-    versions = library_versions()
+def versions() -> dict[str, str]:
+    """Versions of the libraries that shape a run's numbers, recorded with it."""
+    found = library_versions()
     for package in ("transformers", "numpy"):
         try:
-            versions[package] = metadata.version(package)
+            found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
-    versions["python"] = platform.python_version()
-    return versions
+    found["python"] = platform.python_version()
+    return found
 
 
 def run_config(plan: _Plan, dataset: EvalDataset) -> dict[str, Any]:
@@ -191,7 +193,7 @@ def run_config(plan: _Plan, dataset: EvalDataset) -> dict[str, Any]:
         "chunking": chunking_config(plan.qa.settings) if plan.by_question_id else None,
         "relevance": "gold paragraph" if plan.by_question_id else "answer in chunk",
         "batch_size": plan.config.batch_size,
-        "versions": _versions(),
+        "versions": versions(),
     }
 
 
@@ -284,8 +286,12 @@ def _row(
         "prediction": None,
         "exact": None,
         "f1": None,
+        "rouge_l": None,
+        "bleu": None,
+        "groundedness": None,
         "abstained": None,
         "retrieved": sources[:5],
+        # Rank of the first relevant document within the top `depth` chunks (documents rank at their first chunk).
         "gold_rank": hits.index(True) + 1 if hits and any(hits) else None,
         "hits": hits,
         "latency": latency,
@@ -295,10 +301,14 @@ def _row(
     prediction = "" if answer.abstained else answer.text
     scores = (squad_v2_question_scores if plan.v2 else squad_v1_question_scores)(prediction, q.answers)
     context = plan.qa.context(answer.passages)
+    longform = row_scores(prediction, q.answers)
     row.update(
         prediction=prediction,
         exact=scores.exact,
         f1=scores.f1,
+        rouge_l=longform.rouge_l,
+        bleu=longform.bleu,
+        groundedness=None if answer.abstained else groundedness(answer.text, cited_texts(answer, context)),
         abstained=answer.abstained,
         no_answer_score=answer.no_answer_score,
         answer_in_context=any(answer_in_text(q.answers, p.text) for p in context) if q.answers else None,

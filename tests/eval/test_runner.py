@@ -94,11 +94,61 @@ def test_closed_run_files_match_official_scores(closed_run: Path, small_squad: P
     assert metrics["f1"] == pytest.approx(official.f1)
     assert metrics["recall@20"] >= metrics["recall@5"] >= metrics["recall@1"]
     assert 0 <= metrics["mrr@10"] <= 1
-    rows = [json.loads(line) for line in (closed_run / "results.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [row["id"] for row in rows] == sampled
+    assert [row["id"] for row in results(closed_run)] == sampled
     assert "<img" in (closed_run / "report.html").read_text(encoding="utf-8")
     assert sql(store, "SELECT status FROM eval_runs WHERE id = 'closed-1'") == [("finished",)]
     assert sql(store, "SELECT count(*) FROM eval_rows WHERE run_id = 'closed-1'") == [(6,)]
+
+
+def results(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_gold_rank_is_where_retrieval_puts_the_gold_paragraph(closed_run: Path, store: Path) -> None:
+    """Asked again through the public API, each question's first gold-paragraph document sits at the row's rank."""
+    from rag.api import RAG
+
+    [eval_store] = (store / "eval-stores").iterdir()
+    qa = RAG.open(eval_store)
+    try:
+        for row in results(closed_run):
+            documents: list[int] = []
+            rank = None
+            for passage in qa.retrieve(row["question"], k=20):
+                if passage.document_id not in documents:
+                    documents.append(passage.document_id)
+                    if rank is None and row["id"] in passage.metadata.get("question_ids", ()):
+                        rank = len(documents)
+            assert row["gold_rank"] == rank, row["id"]
+    finally:
+        qa.close()
+    assert any(row["gold_rank"] == 1 for row in results(closed_run))
+
+
+def test_real_run_long_form_scores_and_report(closed_run: Path) -> None:
+    from lxml import html as lxml_html
+
+    rows = results(closed_run)
+    metrics = json.loads((closed_run / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+    assert 0 <= metrics["rouge_l"] <= 100 and 0 <= metrics["bleu"] <= 100
+    spans = [row for row in rows if not row["abstained"]]
+    # The extractive reader copies its answer out of the passage it cites: every word is grounded.
+    assert [row["groundedness"] for row in spans] == [1.0] * len(spans)
+    if spans:
+        assert metrics["groundedness"] == 100.0 and metrics["grounded_questions"] == len(spans)
+
+    tree = lxml_html.fromstring((closed_run / "report.html").read_text(encoding="utf-8"))
+    assert [b.get("data-filter") for b in tree.xpath("//div[@id='filters']/button")] == [
+        "all",
+        "answered",
+        "abstained",
+        "wrong",
+        "right",
+    ]
+    headers = [th.text_content() for th in tree.xpath("//table[@id='questions']/thead/tr/th")]
+    assert headers[:2] == ["id", "gold rank"] and "ROUGE-L" in headers
+    shown = {tr.xpath("td")[0].text_content(): tr.xpath("td")[1].text_content() for tr in tree.xpath("//tbody/tr")}
+    assert shown == {row["id"]: "-" if row["gold_rank"] is None else str(row["gold_rank"]) for row in rows}
 
 
 def test_gold_mode_list_and_compare(closed_run: Path, small_squad: Path, store: Path) -> None:

@@ -51,10 +51,15 @@ def content_words(text: str) -> list[str]:
     return [w for w in _words(text) if w.lower() not in STOPWORDS and len(w) > 1]
 
 
+# A turn that holds nothing but these is no question: white space as Python and as JSON Schema (which adds
+# U+FEFF) define it, so the service refuses exactly the turns its schema calls empty.
+_BLANK = re.compile(r"[\s\ufeff]*")
+
+
 def condense_query(messages: Sequence[Mapping[str, str]]) -> str:
     """The retrieval query for a conversation: the last user turn, standalone if it was a follow-up."""
     questions = [str(m.get("content") or "").strip() for m in messages if m.get("role") == "user"]
-    questions = [q for q in questions if q]
+    questions = [q for q in questions if not _BLANK.fullmatch(q)]
     if not questions:
         return ""
     last = questions[-1]

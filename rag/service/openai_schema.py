@@ -175,7 +175,9 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
-_TEXT = {"type": "string", "pattern": "[^\\s\\x00]"}  # some character besides white space and NUL
+# Some character besides white space and NUL. JSON Schema's \s lacks what Python's str.isspace() also counts
+# (U+001C-U+001F, U+0085), which the service strips from a question: the pattern names them too.
+_TEXT = {"type": "string", "pattern": "[^\\s\\x00\\x1c-\\x1f\\x85]"}
 USER_TURN = {
     "type": "object",
     "required": ["role", "content"],

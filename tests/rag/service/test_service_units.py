@@ -60,6 +60,12 @@ class TestCondenseQuery:
     def test_no_user_turn_gives_an_empty_query(self) -> None:
         assert condense_query([{"role": "system", "content": "hello"}]) == ""
 
+    @pytest.mark.parametrize("blank", ["\x1c\x1c", " \u2003\n", "\ufeff", "\x85\t"])
+    def test_a_turn_of_white_space_alone_is_no_question(self, blank: str) -> None:
+        # Python's and JSON Schema's white space both count, as the chat schema's pattern says.
+        assert condense_query(turns(blank)) == ""
+        assert condense_query(turns("Who was Ada Lovelace?", "...", blank)) == "Who was Ada Lovelace?"
+
     @pytest.mark.parametrize(
         ("question", "expected"),
         [

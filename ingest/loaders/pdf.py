@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 PAGE_SEPARATOR = "\n\n"
 NO_TEXT = "no extractable text (scanned or image-only PDF?)"
+NO_TEXT_AFTER_OCR = "no extractable text: no page has a text layer, and OCR found no text on them"
 ENCRYPTED = "encrypted PDF: a password is required"
 CORRUPT = "corrupt or truncated PDF: "
 # Typographic ligatures as the words they stand for, so "speciﬁc" matches "specific".
@@ -175,6 +176,7 @@ class OcrPages(NamedTuple):
     numbers: list[int]  # 1-based numbers of the pages OCR read text on
     engine: str  # the OCR engine and its version, "" when none ran
     skipped: int  # pages without text left unread past MAX_OCR_PAGES
+    read: int  # pages OCR read, text found or not
 
 
 def ocr_empty_pages(data: bytes, pages: list[str], engine: Tesseract | None) -> OcrPages:
@@ -182,11 +184,12 @@ def ocr_empty_pages(data: bytes, pages: list[str], engine: Tesseract | None) -> 
     empty where pdfium may not or cannot render the file: pypdf read it, and pypdf cannot render."""
     empty = [index for index, page in enumerate(pages) if not page]
     if engine is None or not empty:
-        return OcrPages(pages, [], "", 0)
+        return OcrPages(pages, [], "", 0, 0)
     found = ocr_pdf_pages(data, len(pages), empty[:MAX_OCR_PAGES], _PDFIUM_LOCK, engine)
     pages = [_clean(found[index]) if index in found else page for index, page in enumerate(pages)]
     numbers = [index + 1 for index in sorted(found) if pages[index]]
-    return OcrPages(pages, numbers, engine.name if numbers else "", max(len(empty) - MAX_OCR_PAGES, 0))
+    skipped = max(len(empty) - MAX_OCR_PAGES, 0)
+    return OcrPages(pages, numbers, engine.name if numbers else "", skipped, len(found))
 
 
 def _ocr_engine(pages: list[str]) -> Tesseract | None:
@@ -212,7 +215,7 @@ class PdfLoader:
         ocr = ocr_empty_pages(data, pages, None if all(pages) else _ocr_engine(pages))
         pages = ocr.pages
         if not any(pages):
-            raise LoadError(NO_TEXT)
+            raise LoadError(NO_TEXT_AFTER_OCR if ocr.read else NO_TEXT)
         metadata: dict[str, object] = {"page_count": len(pages), "page_starts": page_starts(pages)}
         if ocr.numbers:
             metadata |= {"ocr_pages": ocr.numbers, "ocr_engine": ocr.engine}

@@ -18,7 +18,7 @@ from ingest.loaders import load_file
 from ingest.loaders import ocr as ocr_module
 from ingest.loaders.image import NO_TEXT as NO_TEXT_IN_IMAGE
 from ingest.loaders.ocr import INSTALL_HINT, Tesseract, find_tesseract, ocr_engine
-from ingest.loaders.pdf import NO_TEXT, PAGE_SEPARATOR, read_pdf
+from ingest.loaders.pdf import NO_TEXT, NO_TEXT_AFTER_OCR, PAGE_SEPARATOR, read_pdf
 from ingest.pipeline import ingest_paths
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ def test_a_mixed_pdf_keeps_its_text_layer_and_reads_its_scanned_pages(tesseract:
 @pytest.mark.integration
 @pytest.mark.parametrize("name", ["with_image.pdf", "inline_image.pdf", "shredded_strips.pdf", "stencil_mask.pdf"])
 def test_image_only_pdfs_whose_images_hold_no_text_still_have_no_text(tesseract: Tesseract, name: str) -> None:
-    with pytest.raises(LoadError, match=f"^{re.escape(NO_TEXT)}$"):
+    with pytest.raises(LoadError, match=f"^{re.escape(NO_TEXT_AFTER_OCR)}$"):
         load_file(ONYX / name)
 
 

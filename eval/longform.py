@@ -109,14 +109,17 @@ def cited_texts(answer: Answer, context: Sequence[Passage]) -> list[str]:
 
 def longform_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """ROUGE-L (mean, %) and corpus BLEU over answered rows that have references (an abstention is the empty
-    answer, as in EM/F1), and groundedness (mean, %) over rows that hold one. Scores are recomputed from each
-    row's prediction and golds, so rows stored before these fields existed count too."""
+    answer, as in EM/F1), and groundedness (mean, %) over rows that hold one. A row's stored ROUGE-L is used;
+    a row stored before the field existed is scored from its prediction and golds."""
     out: dict[str, float] = {}
     scored = [row for row in rows if row.get("prediction") is not None and row.get("golds")]
     if scored:
         predictions = [str(row["prediction"]) for row in scored]
         references = [_distinct(row["golds"]) for row in scored]
-        rouge = [rouge_l(p, refs) for p, refs in zip(predictions, references, strict=True)]
+        rouge = [
+            row["rouge_l"] if row.get("rouge_l") is not None else rouge_l(prediction, refs)
+            for row, prediction, refs in zip(scored, predictions, references, strict=True)
+        ]
         out["rouge_l"] = 100.0 * sum(rouge) / len(rouge)
         out["bleu"] = corpus_bleu(predictions, references)
     grounded = [float(row["groundedness"]) for row in rows if row.get("groundedness") is not None]

@@ -18,7 +18,7 @@ from typing import Any
 from eval.longform import longform_metrics
 from eval.metrics import latency_summary, mrr_at_k, recall_at_k, squad_v1_scores, squad_v2_scores
 from eval.report_html import Articles, Metrics, render_html
-from eval.rows import KS, Row, answered_rows, fmt
+from eval.rows import KS, Row, answered_rows, fmt, gold_rank_text
 
 STAGES = ("retrieve", "generate", "total")
 OUTPUT_FILES = ("predictions.json", "results.jsonl", "metrics.json", "report.md", "report.html")
@@ -160,7 +160,7 @@ def render_markdown(header: Mapping[str, Any], metrics: Metrics, articles: Artic
     if misses:
         lines += ["", "## Some misses", "", "| id | gold rank | question | gold | prediction |", "|" + "---|" * 5]
         lines += [
-            f"| {r['id']} | {_rank(r)} | {_md(r['question'])} | {_md(' / '.join(r['golds'][:2]))} "
+            f"| {r['id']} | {gold_rank_text(r)} | {_md(r['question'])} | {_md(' / '.join(r['golds'][:2]))} "
             f"| {_md(r['prediction'])} |"
             for r in misses
         ]
@@ -168,10 +168,6 @@ def render_markdown(header: Mapping[str, Any], metrics: Metrics, articles: Artic
         lines += ["", "Gold rank: the rank of the first retrieved relevant document (- when not retrieved)."]
         lines += ["Plots and every question, filterable: see report.html."]
     return "\n".join([*lines, ""])
-
-
-def _rank(row: Row) -> str:
-    return "-" if row.get("gold_rank") is None else str(row["gold_rank"])
 
 
 def _md(text: str) -> str:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from eval.rows import KS, TAGS, Row, answered_rows, fmt, row_tags
+from eval.rows import KS, TAGS, Row, answered_rows, fmt, gold_rank_text, row_tags
 
 Metrics = Mapping[str, Any]
 Articles = Mapping[str, Mapping[str, float]]
@@ -49,7 +49,7 @@ def _score(value: Any) -> str:  # noqa: ANN401 - a row's score or None
 # The per-question columns: header, cell text, the row key that decides whether the run has the column at all.
 COLUMNS: tuple[tuple[str, Callable[[Row], str], str], ...] = (
     ("id", lambda r: str(r["id"]), "id"),
-    ("gold rank", lambda r: "-" if r.get("gold_rank") is None else str(r["gold_rank"]), "hits"),
+    ("gold rank", gold_rank_text, "hits"),
     ("question", lambda r: str(r["question"]), "question"),
     ("prediction", lambda r: "" if r.get("prediction") is None else str(r["prediction"]), "prediction"),
     ("gold answers", lambda r: " / ".join(dict.fromkeys(r.get("golds") or [])), "golds"),

@@ -33,6 +33,11 @@ def row_tags(row: Row) -> tuple[str, ...]:
     return tuple(tags)
 
 
+def gold_rank_text(row: Row) -> str:
+    """The rank of the first retrieved relevant document, "-" when none was within the retrieval depth."""
+    return "-" if row.get("gold_rank") is None else str(row["gold_rank"])
+
+
 def fmt(value: Any) -> str:  # noqa: ANN401 - any metric value
     """A metric for people: floats with 4 decimals below 1, else 2."""
     if isinstance(value, float):

@@ -181,12 +181,12 @@ class Store:
     def _holds_data(self) -> bool:
         with self.session() as session:
             has_rows = session.scalar(select(Document.id).limit(1)) is not None
-        return has_rows or any((self.root / "vectors").glob("collection-*"))
+        return has_rows or any(self.vectors_dir.glob("collection-*"))
 
     def _forget_vectors(self) -> None:
         """Start the vector side over: every collection is re-embedded from SQL by the next write or repair."""
         with self.writing():
-            for path in (self.root / "vectors").glob("collection-*"):
+            for path in self.vectors_dir.glob("collection-*"):
                 path.unlink()
             self._save_manifest({})
 
@@ -239,7 +239,7 @@ class Store:
         keep = {record.file for record in records.values()}
         names = self._collection_ids()
         keep |= {vector_files.unrecorded_name(cid) for cid, name in names.items() if name not in records}
-        removed = vector_files.remove_unrecorded(self.root / "vectors", keep)
+        removed = vector_files.remove_unrecorded(self.vectors_dir, keep)
         for temp in [*self.root.glob(f"{manifest.MANIFEST_NAME}.*.tmp"), *self.root.glob(f"{OWNER_NAME}.*.tmp")]:
             temp.unlink(missing_ok=True)  # a killed atomic write's temp file
             removed.append(temp.name)
@@ -318,7 +318,7 @@ class Store:
         """The collection's saved index, verified against the manifest, and the generation it holds."""
         for _attempt in range(3):
             record = self._record(cid)
-            folder = self.root / "vectors"
+            folder = self.vectors_dir
             path = folder / (record.file if record else vector_files.unrecorded_name(cid))
             try:
                 if record is None and not path.exists():
@@ -406,7 +406,7 @@ class Store:
                     index = layouts.rebuild(index, index.spec.requested, self.exact_max_vectors)
                     self._install(cid, index, generation)
                 # No index lock: changes to it are writes, and this process holds the write lock.
-                records[name] = vector_files.write(index, self.root / "vectors", cid, generation)
+                records[name] = vector_files.write(index, self.vectors_dir, cid, generation)
             self._save_manifest(records)
             self._dirty.clear()
             self._remove_leftovers()
@@ -677,6 +677,11 @@ class Store:
             self._dirty.add(cid)
             self.save()
             return rebuilt.spec
+
+    @property
+    def vectors_dir(self) -> Path:
+        """The folder of the vector files (the manifest names the one each collection uses)."""
+        return self.root / "vectors"
 
     def vector_files(self) -> dict[str, manifest.VectorFile]:
         """Each collection's saved vector file as the manifest records it: index type, parameters, recall, counts."""

@@ -11,3 +11,8 @@ class LoadError(IngestError):
 
 class UnsupportedFormatError(LoadError):
     """No loader knows this file type."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message as one line of a LoadError (parsers' messages span lines); its type if it has none."""
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -229,7 +229,7 @@ def index_show(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     with _open_store(settings) as opened:
         rows = []
         for name, record in sorted(opened.vector_files().items()):
-            file_bytes = (opened.root / "vectors" / record.file).stat().st_size
+            file_bytes = (opened.vectors_dir / record.file).stat().st_size
             rows.append(
                 {**asdict(record), "collection": name, "file_bytes": file_bytes,
                  "bytes_per_chunk": round(file_bytes / record.chunks) if record.chunks else 0}

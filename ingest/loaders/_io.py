@@ -1,8 +1,12 @@
-"""Reading a file's bytes the same way in every loader, within the format's size limit."""
+"""What every loader does the same way: read a file's bytes within the format's size limit, and silence a
+parser's own logging while it reads (our LoadError says once what matters)."""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,6 +46,19 @@ def _read_at_most(stream: BinaryIO, size: int, limit: int) -> bytes:
         total += len(piece)
         want = _PIECE_BYTES
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+@contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Only CRITICAL records from logger `name` while the block runs: parsers log every recoverable oddity, and
+    an error for each damaged part of a file before they raise."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _mib(count: int) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ingest.budget import MAX_TEXT_BYTES
-from ingest.errors import LoadError
+from ingest.errors import LoadError, one_line
 from ingest.loaders._io import read_bytes
 from ingest.loaders.tables import render_rows
 from ingest.loaders.text import decode_text
@@ -77,7 +77,7 @@ class CsvLoader:
         try:
             table = render_rows(csv.reader(_lines(text), dialect), lambda index: f"column {index + 1}", header)
         except csv.Error as exc:
-            raise LoadError(f"not a readable CSV file: {' '.join(str(exc).split())}") from exc
+            raise LoadError(f"not a readable CSV file: {one_line(exc)}") from exc
         if not table.text:
             raise LoadError("no text in any row")
         metadata = {"rows": table.rows, "delimiter": dialect.delimiter}

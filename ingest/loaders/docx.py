@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.errors import LoadError
+from ingest.errors import LoadError, one_line
 from ingest.loaders._io import read_bytes
 from ingest.loaders.titles import file_title
 from ingest.loaders.zip_guard import check_zip_package
@@ -36,8 +36,7 @@ def read_docx(data: bytes) -> tuple[list[str], str | None]:
         ]
         title = document.core_properties.title
     except damaged as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise LoadError(f"not a readable .docx file: {reason}") from exc
+        raise LoadError(f"not a readable .docx file: {one_line(exc)}") from exc
     return [block for block in blocks if block], title.strip() if title and title.strip() else None
 
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import codecs
 import io
-import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import NamedTuple, cast
 
-from ingest.errors import LoadError
-from ingest.loaders._io import read_bytes
+from ingest.errors import LoadError, one_line
+from ingest.loaders._io import quiet_logger, read_bytes
 from ingest.loaders.html import html_to_text
 from ingest.loaders.text import decode_text
 from ingest.types import SourceDoc
@@ -56,7 +54,7 @@ def read_eml(data: bytes) -> Mail:
         date = getattr(message["Date"], "datetime", None)
         return Mail(headers, _eml_body(message), _eml_attachments(message), date)
     except _DAMAGED as exc:
-        raise LoadError(f"not a readable e-mail message: {_one_line(exc)}") from exc
+        raise LoadError(f"not a readable e-mail message: {one_line(exc)}") from exc
 
 
 def _eml_body(message: EmailMessage) -> str:
@@ -94,7 +92,7 @@ def read_msg(data: bytes) -> Mail:
     if not data.startswith(_OLE_MAGIC):
         raise LoadError("not an Outlook .msg file: no OLE2 header")
     try:
-        with _quiet_extract_msg(), extract_msg.openMsg(io.BytesIO(data)) as message:
+        with quiet_logger("extract_msg"), extract_msg.openMsg(io.BytesIO(data)) as message:
             values = {
                 "From": message.sender, "To": message.to, "Cc": message.cc,
                 "Date": message.date.isoformat(sep=" ") if message.date else None, "Subject": message.subject,
@@ -106,7 +104,7 @@ def read_msg(data: bytes) -> Mail:
             names = [_attachment_name(item) for item in message.attachments]
             return Mail(headers, body, [name for name in names if name], message.date)
     except (ExMsgBaseException, *_DAMAGED) as exc:
-        raise LoadError(f"not a readable .msg file: {_one_line(exc)}") from exc
+        raise LoadError(f"not a readable .msg file: {one_line(exc)}") from exc
 
 
 def _attachment_name(attachment: object) -> str:
@@ -114,22 +112,6 @@ def _attachment_name(attachment: object) -> str:
         if value := getattr(attachment, name, None):
             return str(value)
     return ""
-
-
-@contextmanager
-def _quiet_extract_msg() -> Iterator[None]:
-    """extract-msg logs an error for every damaged stream before it raises; our LoadError says it once."""
-    logger = logging.getLogger("extract_msg")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def mail_document(path: Path, mail: Mail) -> SourceDoc:

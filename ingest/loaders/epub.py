@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from index.json_safe import clean_text
-from ingest.errors import LoadError
+from ingest.errors import LoadError, one_line
 from ingest.loaders._io import read_bytes
 from ingest.loaders.html import html_to_text
-from ingest.loaders.pdf import PAGE_SEPARATOR, page_starts
+from ingest.loaders.pages import join_pages
 from ingest.loaders.titles import file_title
 from ingest.loaders.zip_guard import check_zip_package
 from ingest.types import SourceDoc
@@ -47,8 +47,7 @@ def read_epub(data: bytes) -> Book:
         pages = [item.get_content() for item in documents if not isinstance(item, epub.EpubNav)]
         titles = book.get_metadata("DC", "title")
     except damaged as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise LoadError(f"not a readable .epub file: {reason}") from exc
+        raise LoadError(f"not a readable .epub file: {one_line(exc)}") from exc
     # Cleaned here, not only in SourceDoc: chapter_starts must be offsets into the cleaned text.
     chapters = [clean_text(html_to_text(page)[0]) if page.strip() else "" for page in pages]
     title = titles[0][0] if titles and isinstance(titles[0][0], str) else None
@@ -65,6 +64,5 @@ class EpubLoader:
         book = read_epub(read_bytes(path))
         if not any(book.chapters):
             raise LoadError("no text in any chapter")
-        metadata = {"chapter_count": len(book.chapters), "chapter_starts": page_starts(book.chapters)}
-        text = PAGE_SEPARATOR.join(book.chapters)
+        text, metadata = join_pages(book.chapters, "chapter")
         return iter([SourceDoc(str(path), text, file_title(book.title, path), metadata)])

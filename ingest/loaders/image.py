@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index.json_safe import clean_text
-from ingest.errors import LoadError
+from ingest.errors import LoadError, one_line
 from ingest.loaders._io import read_bytes
 from ingest.loaders.ocr import MAX_OCR_PAGES, ocr_engine
-from ingest.loaders.pdf import PAGE_SEPARATOR, page_starts
+from ingest.loaders.pages import join_pages
 from ingest.loaders.titles import file_title
 from ingest.types import SourceDoc
 
@@ -40,13 +40,9 @@ class ImageLoader:
         pages = [clean_text(ocr_engine().read(frame)).strip() for frame in _frames(data)]
         if not any(pages):
             raise LoadError(NO_TEXT)
-        metadata = {
-            "page_count": len(pages),
-            "page_starts": page_starts(pages),
-            "ocr": True,
-            "ocr_engine": ocr_engine().name,
-        }
-        return iter([SourceDoc(str(path), PAGE_SEPARATOR.join(pages), file_title(None, path), metadata)])
+        text, metadata = join_pages(pages)
+        metadata |= {"ocr": True, "ocr_engine": ocr_engine().name}
+        return iter([SourceDoc(str(path), text, file_title(None, path), metadata)])
 
 
 def _frames(data: bytes) -> Iterator[Image.Image]:
@@ -59,14 +55,14 @@ def _frames(data: bytes) -> Iterator[Image.Image]:
     except UnidentifiedImageError as exc:
         raise LoadError("not an image file: not PNG, JPEG, TIFF, BMP or WebP data") from exc
     except Image.DecompressionBombError as exc:
-        raise LoadError(f"image too large: {_one_line(exc)}") from exc
+        raise LoadError(f"image too large: {one_line(exc)}") from exc
     except _DAMAGED as exc:
-        raise LoadError(f"corrupt or truncated image: {_one_line(exc)}") from exc
+        raise LoadError(f"corrupt or truncated image: {one_line(exc)}") from exc
     with image:
         try:
             count = getattr(image, "n_frames", 1)  # TIFF counts its frames by reading each one's header
         except _DAMAGED as exc:
-            raise LoadError(f"corrupt or truncated image: {_one_line(exc)}") from exc
+            raise LoadError(f"corrupt or truncated image: {one_line(exc)}") from exc
         if count > MAX_OCR_PAGES:
             raise LoadError(f"image has {count} frames; at most {MAX_OCR_PAGES} are read")
         for index in range(count):
@@ -76,7 +72,7 @@ def _frames(data: bytes) -> Iterator[Image.Image]:
                 image.load()
                 frame = ImageOps.exif_transpose(image)  # a photo taken sideways is read upright
             except _DAMAGED as exc:
-                raise LoadError(f"corrupt or truncated image: {_one_line(exc)}") from exc
+                raise LoadError(f"corrupt or truncated image: {one_line(exc)}") from exc
             yield frame
 
 
@@ -87,17 +83,7 @@ def _check_size(image: Image.Image) -> None:
 
     limit = Image.MAX_IMAGE_PIXELS
     if limit and image.width * image.height > limit:
-        raise LoadError(_too_large(image.width, image.height))
-
-
-def _too_large(width: int, height: int) -> str:
-    from PIL import Image
-
-    return (
-        f"image too large: {width} x {height} pixels, over Pillow's limit of {Image.MAX_IMAGE_PIXELS} "
-        "(PIL.Image.MAX_IMAGE_PIXELS) against decompression bombs"
-    )
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+        raise LoadError(
+            f"image too large: {image.width} x {image.height} pixels, over Pillow's limit of {limit} "
+            "(PIL.Image.MAX_IMAGE_PIXELS) against decompression bombs"
+        )

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ingest.errors import LoadError
+from ingest.errors import LoadError, one_line
 from ingest.loaders.pdf_guard import pdfium_hazard
 
 if TYPE_CHECKING:
@@ -204,14 +204,10 @@ def _run(command: str, option: str) -> str:
     try:
         done = subprocess.run([command, option], capture_output=True, text=True, timeout=30, check=True)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise LoadError(f"{INSTALL_HINT} ({command} {option} failed: {_one_line(exc)})") from exc
+        raise LoadError(f"{INSTALL_HINT} ({command} {option} failed: {one_line(exc)})") from exc
     return done.stdout + done.stderr  # older versions print the version on stderr
 
 
 def _last_line(stderr: bytes) -> str:
     lines = stderr.decode("utf-8", errors="replace").strip().splitlines()
     return lines[-1] if lines else "no message"
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -10,7 +10,6 @@ file pdfium refuses stay without text.
 from __future__ import annotations
 
 import io
-import logging
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -19,9 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from index.json_safe import clean_text
-from ingest.errors import LoadError
-from ingest.loaders._io import read_bytes
+from ingest.errors import LoadError, one_line
+from ingest.loaders._io import quiet_logger, read_bytes
 from ingest.loaders.ocr import MAX_OCR_PAGES, Tesseract, ocr_engine, ocr_pdf_pages
+from ingest.loaders.pages import join_pages
 from ingest.loaders.pdf_guard import pdfium_hazard
 from ingest.loaders.titles import file_title
 from ingest.types import SourceDoc
@@ -29,7 +29,6 @@ from ingest.types import SourceDoc
 if TYPE_CHECKING:
     from pypdfium2 import PdfPage
 
-PAGE_SEPARATOR = "\n\n"
 NO_TEXT = "no extractable text (scanned or image-only PDF?)"
 NO_TEXT_AFTER_OCR = "no extractable text: no page has a text layer, and OCR found no text on them"
 ENCRYPTED = "encrypted PDF: a password is required"
@@ -108,7 +107,7 @@ def _pdfium_page_text(page: PdfPage) -> str:
 
 def _pdfium_reason(exc: BaseException) -> str:
     # "Failed to load document (PDFium: Data format error)." -> "Data format error"
-    text = _one_line(exc)
+    text = one_line(exc)
     return text.partition("(PDFium: ")[2].rstrip(").") or text
 
 
@@ -130,22 +129,16 @@ def _read_pypdf(data: bytes) -> PdfText:
             raise LoadError(f"encrypted PDF needs the cryptography package: {exc}") from exc
         # pypdf raises more than its own errors on damaged files (KeyError, ValueError, ...).
         except (PyPdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, OSError) as exc:
-            raise LoadError(CORRUPT + _one_line(exc)) from exc
+            raise LoadError(CORRUPT + one_line(exc)) from exc
     return PdfText(pages, title if isinstance(title, str) and title.strip() else None)
 
 
 @contextmanager
 def _quiet_pypdf() -> Iterator[None]:
     """pypdf logs and warns about every recoverable oddity; our errors say what matters."""
-    logger = logging.getLogger("pypdf")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
+    with quiet_logger("pypdf"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 # Which parser reads first; the next one reads what it refuses or finds no text in.
@@ -155,20 +148,6 @@ _PARSERS: tuple[tuple[str, Callable[[bytes], PdfText]], ...] = (("pdfium", _read
 def _clean(text: str) -> str:
     # Cleaned here, not only in SourceDoc: page_starts must be offsets into the cleaned text.
     return clean_text(text).translate(_LIGATURES).strip()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-def page_starts(pages: list[str]) -> list[int]:
-    """Character offset of each page in PAGE_SEPARATOR.join(pages)."""
-    starts, offset = [], 0
-    for page in pages:
-        starts.append(offset)
-        offset += len(page) + len(PAGE_SEPARATOR)
-    return starts
 
 
 class OcrPages(NamedTuple):
@@ -216,10 +195,9 @@ class PdfLoader:
         pages = ocr.pages
         if not any(pages):
             raise LoadError(NO_TEXT_AFTER_OCR if ocr.read else NO_TEXT)
-        metadata: dict[str, object] = {"page_count": len(pages), "page_starts": page_starts(pages)}
+        text, metadata = join_pages(pages)
         if ocr.numbers:
             metadata |= {"ocr_pages": ocr.numbers, "ocr_engine": ocr.engine}
         if ocr.skipped:
             metadata["ocr_pages_skipped"] = ocr.skipped
-        text = PAGE_SEPARATOR.join(pages)
         return iter([SourceDoc(str(path), text, file_title(title, path), metadata)])

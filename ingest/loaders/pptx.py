@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from index.json_safe import clean_text
-from ingest.errors import LoadError
+from ingest.errors import LoadError, one_line
 from ingest.loaders._io import read_bytes
-from ingest.loaders.pdf import PAGE_SEPARATOR, page_starts
+from ingest.loaders.pages import join_pages
 from ingest.loaders.titles import file_title, reads_like_title
 from ingest.loaders.zip_guard import check_zip_package
 from ingest.types import SourceDoc
@@ -45,8 +45,7 @@ def read_pptx(data: bytes) -> Deck:
         core = presentation.core_properties.title or ""
         first = presentation.slides[0].shapes.title if slides else None
     except damaged as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise LoadError(f"not a readable .pptx file: {reason}") from exc
+        raise LoadError(f"not a readable .pptx file: {one_line(exc)}") from exc
     if reads_like_title(core):
         return Deck(slides, core)
     return Deck(slides, _text(first.text_frame.text) if first is not None and first.has_text_frame else None)
@@ -102,6 +101,5 @@ class PptxLoader:
         deck = read_pptx(read_bytes(path))
         if not any(deck.slides):
             raise LoadError("no text on any slide")
-        metadata = {"slide_count": len(deck.slides), "slide_starts": page_starts(deck.slides)}
-        text = PAGE_SEPARATOR.join(deck.slides)
+        text, metadata = join_pages(deck.slides, "slide")
         return iter([SourceDoc(str(path), text, file_title(deck.title, path), metadata)])

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from ingest.errors import LoadError
+from ingest.errors import LoadError, one_line
 from ingest.loaders._io import read_bytes
 from ingest.loaders.tables import render_rows
 from ingest.loaders.titles import file_title
@@ -44,7 +44,7 @@ def read_xlsx(data: bytes) -> tuple[list[Sheet], str | None]:
         # read_only streams rows instead of building every cell; data_only takes a formula's cached value.
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except damaged as exc:
-        raise LoadError(f"not a readable .xlsx file: {_one_line(exc)}") from exc
+        raise LoadError(f"not a readable .xlsx file: {one_line(exc)}") from exc
     try:
         sheets, budget = [], [MAX_CELLS]
         for worksheet in workbook.worksheets:
@@ -54,7 +54,7 @@ def read_xlsx(data: bytes) -> tuple[list[Sheet], str | None]:
             sheets.append(Sheet(worksheet.title, table.text, table.rows))
         title = workbook.properties.title if workbook.properties else None
     except damaged as exc:
-        raise LoadError(f"not a readable .xlsx file: {_one_line(exc)}") from exc
+        raise LoadError(f"not a readable .xlsx file: {one_line(exc)}") from exc
     finally:
         workbook.close()
     return sheets, title
@@ -67,10 +67,6 @@ def _within(rows: Iterable[Sequence[object]], budget: list[int]) -> Iterator[Seq
         if budget[0] < 0:
             raise LoadError(f"refusing .xlsx file: its sheets hold over {MAX_CELLS:,} cells")
         yield row
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class XlsxLoader:

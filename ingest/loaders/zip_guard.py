@@ -12,7 +12,7 @@ import io
 import zipfile
 import zlib
 
-from ingest.errors import LoadError
+from ingest.errors import LoadError, one_line
 
 MIB = 1024 * 1024
 # Most members a package may list; real documents hold tens to a few thousand.
@@ -40,7 +40,7 @@ def check_zip_package(data: bytes, kind: str) -> None:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except _BROKEN as exc:
-        raise LoadError(f"not a readable {kind} file: {_reason(exc)}") from exc
+        raise LoadError(f"not a readable {kind} file: {one_line(exc)}") from exc
     with archive:
         members = archive.infolist()
         _check_declared(members, kind)
@@ -103,7 +103,7 @@ def _check_inflated(archive: zipfile.ZipFile, member: zipfile.ZipInfo, kind: str
                 if inflated > member.file_size:
                     break
     except _BROKEN as exc:
-        raise LoadError(f"not a readable {kind} file: {_reason(exc)}") from exc
+        raise LoadError(f"not a readable {kind} file: {one_line(exc)}") from exc
     if inflated != member.file_size:
         real = "more than" if inflated > member.file_size else f"{_size(inflated)}, not"
         raise LoadError(
@@ -122,7 +122,3 @@ def _ratio(size: int, compressed: int) -> str:
 
 def _size(count: int) -> str:
     return f"{count / MIB:.1f} MiB" if count >= MIB else f"{count} bytes"
-
-
-def _reason(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

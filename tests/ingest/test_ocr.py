@@ -18,7 +18,8 @@ from ingest.loaders import load_file
 from ingest.loaders import ocr as ocr_module
 from ingest.loaders.image import NO_TEXT as NO_TEXT_IN_IMAGE
 from ingest.loaders.ocr import INSTALL_HINT, Tesseract, find_tesseract, ocr_engine
-from ingest.loaders.pdf import NO_TEXT, NO_TEXT_AFTER_OCR, PAGE_SEPARATOR, read_pdf
+from ingest.loaders.pages import PAGE_SEPARATOR
+from ingest.loaders.pdf import NO_TEXT, NO_TEXT_AFTER_OCR, read_pdf
 from ingest.pipeline import ingest_paths
 
 REPO = Path(__file__).resolve().parents[2]
